@@ -1,0 +1,172 @@
+"""t-SNE of an mmpretrain classifier's features; see ``--help``.
+
+A superset of mmpretrain's ``tools/visualization/vis_tsne.py``: every one of
+its arguments works here with the same name and meaning. The work itself is
+``tsneviz.apis.run_vis_tsne``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
+
+quiet_library_warnings()
+from mmengine.config import DictAction  # noqa: E402
+
+
+def _learning_rate(value: str):
+    if value == 'auto':
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or 'auto', got {value!r}") from None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='t-SNE visualization of the features of an mmpretrain '
+        'model (a superset of mmpretrain\'s vis_tsne.py).')
+    parser.add_argument('config', help='tsne config file path')
+    parser.add_argument('--checkpoint', default=None, help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--test-cfg',
+        help='tsne config file path to load config of test dataloader.')
+    parser.add_argument(
+        '--vis-stage', metavar='{backbone,neck,pre_logits,MODULE}',
+        help='The visualization stage of the model, or the name of any '
+        'module, e.g. backbone.layer3 (tapped with a forward hook). '
+        "Defaults to the model's extract_feat default (neck).")
+    parser.add_argument(
+        '--class-idx', nargs='+', type=int,
+        help='The categories used to calculate t-SNE.')
+    parser.add_argument(
+        '--max-num-class', type=int, default=20,
+        help='The first N categories to apply t-SNE algorithms. '
+        'Defaults to 20.')
+    parser.add_argument(
+        '--max-num-samples', type=int, default=100,
+        help='The maximum number of samples per category. '
+        'Higher number need longer time to calculate. Defaults to 100.')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument('--device', help='Device used for inference')
+    parser.add_argument(
+        '--legend', action='store_true', default=None,
+        help='Show the legend of all categories (shown automatically up to '
+        '30 classes).')
+    parser.add_argument(
+        '--show', action='store_true',
+        help='Display the result in a graphical window.')
+
+    tsne = parser.add_argument_group(
+        't-SNE settings', 'Unset flags fall back to the config\'s '
+        '`tsne = dict(...)`, then to the backend defaults.')
+    tsne.add_argument('--n-components', type=int,
+                      help='the dimension of results: 2 or 3. Defaults to 2')
+    tsne.add_argument(
+        '--perplexity', type=float,
+        help='The perplexity is related to the number of nearest neighbors '
+        'that is used in other manifold learning algorithms. Defaults to 30')
+    tsne.add_argument(
+        '--early-exaggeration', type=float,
+        help='Controls how tight natural clusters in the original space are '
+        'in the embedded space and how much space will be between them. '
+        'Defaults to 12')
+    tsne.add_argument(
+        '--learning-rate', type=_learning_rate,
+        help="A number, or 'auto' (N / early exaggeration). Defaults to "
+        "'auto' (mmpretrain's tool: 200)")
+    tsne.add_argument(
+        '--n-iter', type=int,
+        help='Maximum number of iterations for the optimization, early '
+        'exaggeration included. Should be at least 250. Defaults to 750 '
+        '(opentsne) or 1000 (sklearn)')
+    tsne.add_argument(
+        '--n-iter-without-progress', type=int,
+        help='Maximum number of iterations without progress before we abort '
+        'the optimization (-1: never). Defaults to 300')
+    tsne.add_argument(
+        '--init', type=str,
+        help="The init method: pca, random or spectral (opentsne only). "
+        "Defaults to pca (mmpretrain's tool: random)")
+    tsne.add_argument(
+        '--backend', choices=['opentsne', 'sklearn'],
+        help='t-SNE implementation: opentsne (FFT-accelerated, default) or '
+        "sklearn (Barnes-Hut, for parity with mmpretrain's tool)")
+    tsne.add_argument('--metric', choices=['euclidean', 'cosine'],
+                      help='Distance in feature space. Defaults to euclidean')
+    tsne.add_argument(
+        '--pca-dims', type=int,
+        help='PCA to this many dimensions before the neighbour search; 0 '
+        'turns it off. Defaults to 50 (opentsne) or off (sklearn)')
+    tsne.add_argument('--n-jobs', type=int,
+                      help='Threads for t-SNE (-1: all cores). Defaults to -1')
+
+    extra = parser.add_argument_group('sampling and extraction')
+    extra.add_argument('--seed', type=int,
+                       help='Seed of sampling and t-SNE. Defaults to 0')
+    extra.add_argument(
+        '--sampling', choices=['random', 'first'], default='random',
+        help="random: seeded stratified sample per class (default); first: "
+        "the first N of each class in file order, as mmpretrain's tool")
+    extra.add_argument('--batch-size', type=int,
+                       help='Overrides test_dataloader.batch_size')
+    extra.add_argument('--num-workers', type=int,
+                       help='Overrides test_dataloader.num_workers')
+    extra.add_argument(
+        '--token-pool', choices=['mean', 'cls'], default='mean',
+        help='Pooling of (N, L, C) token features: mean over tokens '
+        '(default) or the class token (token 0)')
+    extra.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='Unpickle the checkpoint fully. This can run code from the file: '
+        'only for checkpoints you trust')
+    extra.add_argument(
+        '--no-cache', action='store_true',
+        help='Always extract, even when an earlier run in the work dir has '
+        'the features of the same config, checkpoint, stage and samples')
+    extra.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
+                       default='none', help='job launcher')
+    extra.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                       help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tsneviz.apis import run_vis_tsne
+
+    tsne = dict(n_components=args.n_components, perplexity=args.perplexity,
+                early_exaggeration=args.early_exaggeration,
+                learning_rate=args.learning_rate, n_iter=args.n_iter,
+                n_iter_without_progress=args.n_iter_without_progress,
+                init=args.init, backend=args.backend, metric=args.metric,
+                pca_dims=args.pca_dims, n_jobs=args.n_jobs)
+    run_dir = run_vis_tsne(
+        args.config, args.checkpoint, work_dir=args.work_dir,
+        test_cfg=args.test_cfg, vis_stage=args.vis_stage,
+        class_idx=args.class_idx, max_num_class=args.max_num_class,
+        max_num_samples=args.max_num_samples, cfg_options=args.cfg_options,
+        device=args.device, legend=args.legend, show=args.show, tsne=tsne,
+        seed=args.seed, sampling=args.sampling, batch_size=args.batch_size,
+        num_workers=args.num_workers, launcher=args.launcher,
+        token_pool=args.token_pool, trust_checkpoint=args.trust_checkpoint,
+        use_cache=not args.no_cache,
+        argv=[sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
+    if run_dir is not None:
+        print(run_dir)
+
+
+if __name__ == '__main__':
+    run(main)

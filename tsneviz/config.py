@@ -1,0 +1,109 @@
+"""Configuration: the mmengine config, CLI overrides, work dir, t-SNE block.
+
+Precedence everywhere is: command line > config file > tsneviz defaults,
+the mmengine convention (``--cfg-options`` beats the file).
+"""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, ConfigDict
+
+from tsneviz.errors import UserError
+
+# t-SNE hyper-parameters that a config's ``tsne = dict(...)`` may set; the
+# same names as the CLI flags (underscored), plus the backend choice.
+TSNE_KEYS = ('backend', 'n_components', 'perplexity', 'early_exaggeration',
+             'learning_rate', 'n_iter', 'n_iter_without_progress', 'init',
+             'metric', 'seed', 'n_jobs', 'pca_dims', 'kl_tol',
+             'negative_gradient_method', 'neighbors', 'method', 'angle')
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read an mmengine config and apply ``--cfg-options`` to it.
+
+    Args:
+        path (str): Config file; may inherit ``mmpretrain::`` configs.
+        cfg_options (dict, optional): Overrides from ``DictAction``.
+            Defaults to None.
+
+    Returns:
+        Config: The resolved config.
+
+    Examples:
+        >>> cfg = load_config('configs/digits/resnet18-slim_digits.py',
+        ...                   {'test_dataloader.batch_size': 64})
+    """
+    if not osp.isfile(path):
+        raise UserError(f'config not found: {path}; pass the path of an '
+                        'mmpretrain config file')
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as err:  # syntax errors, bad _base_, missing packages
+        reason = str(err).strip().splitlines()[-1] if str(err) else \
+            type(err).__name__
+        raise UserError(f'could not read config {path}: {reason}') from err
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def resolve_work_dir(cfg: Config, config_path: str,
+                     work_dir: Optional[str] = None) -> str:
+    """Work dir: CLI > ``work_dir`` in the file > ``work_dirs/<config>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+    return cfg.work_dir
+
+
+def dataloader_config(cfg: Config,
+                      test_cfg_path: Optional[str] = None) -> ConfigDict:
+    """The ``test_dataloader`` to sample from, optionally from another file.
+
+    Self-supervised configs have no ``test_dataloader``; ``--test-cfg`` names
+    a config that has one, as in mmpretrain's tool.
+    """
+    if test_cfg_path is not None:
+        source = load_config(test_cfg_path)
+        where = test_cfg_path
+    else:
+        source, where = cfg, None
+    loader = source.get('test_dataloader', None)
+    if loader is None or loader.get('dataset', None) is None:
+        if where is None:
+            raise UserError(
+                'the config has no test_dataloader; pass --test-cfg with a '
+                'config that has one (e.g. the supervised config of the '
+                'same dataset)')
+        raise UserError(f'--test-cfg {where} has no test_dataloader with a '
+                        'dataset; pass a config that has one')
+    return ConfigDict(loader.to_dict() if hasattr(loader, 'to_dict')
+                      else dict(loader))
+
+
+def tsne_settings(cfg: Config, cli: dict) -> dict:
+    """Merge the config's ``tsne`` block with CLI values that were given.
+
+    Args:
+        cfg (Config): The resolved config.
+        cli (dict): CLI values by key; ``None`` means "not given".
+
+    Returns:
+        dict: Settings with ``backend`` plus reducer parameters.
+
+    Examples:
+        >>> cfg = Config(dict(tsne=dict(perplexity=50.0, backend='sklearn')))
+        >>> tsne_settings(cfg, {'perplexity': 10.0, 'init': None})
+        {'backend': 'sklearn', 'perplexity': 10.0}
+    """
+    from_file = dict(cfg.get('tsne', None) or {})
+    unknown = sorted(set(from_file) - set(TSNE_KEYS))
+    if unknown:
+        raise UserError(f'unknown key(s) in the config\'s tsne block: '
+                        f'{", ".join(unknown)}; valid keys are '
+                        f'{", ".join(TSNE_KEYS)}')
+    settings = dict(from_file)
+    settings.update({k: v for k, v in cli.items() if v is not None})
+    return settings

@@ -1,0 +1,11 @@
+"""Data step: dataset from the config, per-class sampling, sharded loader."""
+from .loader import (SampleSubset, UnreadableSampleError, build_dataset,
+                     build_loader, dataset_classes, dataset_labels,
+                     image_paths)
+from .sampling import SAMPLING_MODES, resolve_class_idx, sample_per_class
+
+__all__ = [
+    'SAMPLING_MODES', 'SampleSubset', 'UnreadableSampleError',
+    'build_dataset', 'build_loader', 'dataset_classes', 'dataset_labels',
+    'image_paths', 'resolve_class_idx', 'sample_per_class'
+]

@@ -1,0 +1,169 @@
+"""Dataset and dataloader from the config's ``test_dataloader``.
+
+The dataset is built through mmpretrain's ``DATASETS`` registry and the
+loader through mmengine's ``Runner.build_dataloader``, so any dataset,
+pipeline and collate function an mmpretrain config names works unchanged.
+"""
+import copy
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from tsneviz.errors import UserError
+
+
+class UnreadableSampleError(RuntimeError):
+    """A sample's pipeline failed; the message starts with its image path.
+
+    Takes a single string so that PyTorch can re-raise it across dataloader
+    worker processes.
+    """
+
+
+def _root_of(dataset_cfg) -> Optional[str]:
+    root = dataset_cfg.get('data_root', None)
+    if root:
+        return root
+    prefix = dataset_cfg.get('data_prefix', None)
+    if isinstance(prefix, dict):
+        prefix = prefix.get('img_path', None)
+    return prefix if isinstance(prefix, str) and prefix else None
+
+
+def build_dataset(dataloader_cfg, default_scope: str = 'mmpretrain'):
+    """Build the dataset of a ``test_dataloader`` config.
+
+    Args:
+        dataloader_cfg (ConfigDict): The dataloader config.
+        default_scope (str): Registry scope. Defaults to ``'mmpretrain'``.
+
+    Returns:
+        BaseDataset: The dataset, fully initialised.
+
+    Examples:
+        >>> ds = build_dataset(cfg.test_dataloader)
+        >>> ds.metainfo['classes'][:3]
+        ('0', '1', '2')
+    """
+    from mmengine.registry import DefaultScope
+
+    from mmpretrain.registry import DATASETS
+
+    dataset_cfg = copy.deepcopy(dataloader_cfg['dataset'])
+    root = _root_of(dataset_cfg)
+    if root is not None and '://' not in root and not osp.exists(root):
+        raise UserError(
+            f'dataset root not found: {root}; put the data there or point '
+            'the config at it, e.g. --cfg-options '
+            f'test_dataloader.dataset.data_root=PATH')
+    try:
+        with DefaultScope.overwrite_default_scope(default_scope):
+            return DATASETS.build(dataset_cfg)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise UserError(f'could not build the dataset: {err}; check '
+                        'data_root, data_prefix and ann_file of '
+                        'test_dataloader.dataset') from err
+    except RuntimeError as err:
+        if 'Found 0 files' in str(err):
+            raise UserError(f'the dataset is empty: {err}') from err
+        raise
+
+
+def dataset_labels(dataset) -> np.ndarray:
+    """Ground-truth label of every sample, from annotations only."""
+    labels = []
+    for i in range(len(dataset)):
+        gt = dataset.get_data_info(i).get('gt_label', -1)
+        if np.ndim(gt) > 0:
+            raise UserError('multi-label datasets are not supported: sample '
+                            f'{i} has gt_label {gt!r}')
+        labels.append(int(gt))
+    return np.asarray(labels, dtype=np.int64)
+
+
+def dataset_classes(dataset, fallback: Optional[Sequence[str]] = None
+                    ) -> Optional[List[str]]:
+    """Class names from the dataset's metainfo, else from the checkpoint."""
+    classes = getattr(dataset, 'metainfo', {}).get('classes', None)
+    if classes is None and fallback:
+        classes = fallback
+    return None if classes is None else [str(c) for c in classes]
+
+
+def image_paths(dataset, indices: Sequence[int]) -> List[str]:
+    """The ``img_path`` of each chosen sample ('' where it has none)."""
+    return [str(dataset.get_data_info(int(i)).get('img_path', '') or '')
+            for i in indices]
+
+
+class SampleSubset(Dataset):
+    """The chosen samples of a dataset, naming the image when one fails.
+
+    mmpretrain's pipelines fail with messages that rarely name the file;
+    this wrapper re-raises with the image path first, so the CLI can say
+    which file to fix.
+
+    Args:
+        dataset (BaseDataset): The full dataset.
+        indices (Sequence[int]): Dataset indices to expose, in order.
+    """
+
+    def __init__(self, dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+        self.metainfo = getattr(dataset, 'metainfo', {})
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int):
+        index = self.indices[position]
+        try:
+            return self.dataset[index]
+        except Exception as err:
+            path = self.dataset.get_data_info(index).get('img_path', index)
+            reason = str(err).strip().splitlines()
+            reason = reason[-1] if reason else type(err).__name__
+            raise UnreadableSampleError(f'{path}: {reason}') from None
+
+
+def build_loader(dataloader_cfg, dataset, indices: Sequence[int],
+                 batch_size: Optional[int] = None,
+                 num_workers: Optional[int] = None) -> Tuple[object,
+                                                             List[int]]:
+    """An mmengine dataloader over the chosen samples, sharded by rank.
+
+    The sampler is always mmengine's ``DefaultSampler`` without shuffling,
+    so every rank knows which sample positions it reads and rank 0 can put
+    the gathered rows back in order.
+
+    Args:
+        dataloader_cfg (ConfigDict): ``test_dataloader`` config; its
+            ``batch_size``, ``num_workers`` and ``collate_fn`` are used.
+        dataset (BaseDataset): The dataset built from it.
+        indices (Sequence[int]): Dataset indices to load.
+        batch_size (int, optional): Overrides the config. Defaults to None.
+        num_workers (int, optional): Overrides the config. Defaults to None.
+
+    Returns:
+        tuple: The dataloader, and the sample positions this rank reads.
+    """
+    from mmengine.runner import Runner
+
+    cfg = copy.deepcopy(dict(dataloader_cfg))
+    cfg['dataset'] = SampleSubset(dataset, indices)
+    cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    cfg.setdefault('collate_fn', dict(type='default_collate'))
+    cfg.setdefault('batch_size', 32)
+    cfg.setdefault('num_workers', 0)
+    if batch_size is not None:
+        cfg['batch_size'] = batch_size
+    if num_workers is not None:
+        cfg['num_workers'] = num_workers
+    if cfg['num_workers'] == 0:
+        cfg.pop('persistent_workers', None)
+        cfg.pop('prefetch_factor', None)
+    loader = Runner.build_dataloader(cfg)
+    return loader, list(iter(loader.sampler))

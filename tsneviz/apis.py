@@ -323,9 +323,8 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     device = _resolve_device(device)
 
     from mmengine import dist
-    if launcher != 'none' and not dist.is_distributed():
-        dist.init_dist(launcher,
-                       backend='nccl' if device.startswith('cuda') else 'gloo')
+    if launcher != 'none':
+        _init_distributed(launcher, device)
     rank = dist.get_rank()
     is_main = rank == 0
     t = lap('config', started)
@@ -525,6 +524,23 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
     rundir.write_json(osp.join(run_dir, rundir.MANIFEST), manifest)
     logger.info(f'Save features and results to {run_dir}')
     return run_dir
+
+
+def _init_distributed(launcher: str, device: str) -> None:
+    import torch.distributed as torch_dist
+    from mmengine import dist
+    if dist.is_distributed():
+        return
+    if device.startswith('cuda'):
+        dist.init_dist(launcher, backend='nccl')
+    elif launcher == 'pytorch':
+        # mmengine's launcher always binds a CUDA device; on CPU the gloo
+        # group is started from torchrun's environment directly, and
+        # mmengine's dist helpers work on it as on any default group.
+        torch_dist.init_process_group(backend='gloo')
+    else:
+        raise UserError(f'--launcher {launcher} needs CUDA devices; on CPU '
+                        'use torchrun (tools/dist_vis_tsne.sh)')
 
 
 def _world_size() -> int:

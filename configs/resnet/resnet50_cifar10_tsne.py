@@ -1,0 +1,23 @@
+# t-SNE of a ResNet-50 trained on CIFAR-10: mmpretrain's own config, plus the
+# t-SNE hyper-parameters. The points are the CIFAR-10 test images of
+# test_dataloader (downloaded to data/cifar10 by mmpretrain's CIFAR10 dataset
+# on first use).
+#
+#   python tools/vis_tsne.py configs/resnet/resnet50_cifar10_tsne.py \
+#       --checkpoint resnet50_b16x8_cifar10_20210528-f54bfad9.pth
+#
+# with the checkpoint of mmpretrain's model zoo for this config, from
+# https://download.openmmlab.com/mmclassification/v0/resnet/resnet50_b16x8_cifar10_20210528-f54bfad9.pth
+# (or any .pth trained with this config).
+_base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar10.py']
+
+# Hyper-parameters of the t-SNE embedding; the keys are named like the
+# options of tools/vis_tsne.py (--perplexity, --n-iter, ...).
+tsne = dict(
+    n_components=2,
+    perplexity=30.0,
+    early_exaggeration=12.0,
+    learning_rate=200.0,
+    n_iter=1000,
+    n_iter_without_progress=300,
+    init='random')

@@ -11,13 +11,14 @@
 # (or any .pth trained with this config).
 _base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar10.py']
 
-# Hyper-parameters of the t-SNE embedding; the keys are named like the
-# options of tools/vis_tsne.py (--perplexity, --n-iter, ...).
+# t-SNE settings for tools/vis_tsne.py; flags given on the command line win.
+# Keys left out take the backend defaults (openTSNE: init='pca',
+# learning_rate='auto', n_iter=750). For the exact computation of
+# mmpretrain's vis_tsne.py use backend='sklearn', init='random',
+# learning_rate=200.0, n_iter=1000.
 tsne = dict(
+    backend='opentsne',
     n_components=2,
     perplexity=30.0,
     early_exaggeration=12.0,
-    learning_rate=200.0,
-    n_iter=1000,
-    n_iter_without_progress=300,
-    init='random')
+    n_iter_without_progress=300)

@@ -78,7 +78,7 @@ def _resolve_device(device: Optional[str]) -> str:
 
 
 def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu',
-                trust_checkpoint: bool = False, logger=None):
+                trust_checkpoint: bool = False, logger=None, seed: int = 0):
     """Build the config's model and load a checkpoint safely.
 
     Args:
@@ -89,6 +89,7 @@ def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu',
         trust_checkpoint (bool): Allow a full unpickle of the checkpoint,
             which can run code. Defaults to False.
         logger (MMLogger, optional): Where load messages go.
+        seed (int): Seed of the random initial weights. Defaults to 0.
 
     Returns:
         tuple: ``(model, info)``; ``info`` has the checkpoint's path,
@@ -105,6 +106,11 @@ def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu',
     from tsneviz.checkpoint import (checkpoint_dataset_meta, file_sha256,
                                     load_checkpoint, load_weights)
 
+    import torch
+
+    # Seeded so that a model without a checkpoint has the same random
+    # weights on every rank and in every run (and cached features match).
+    torch.manual_seed(seed)
     model_cfg = cfg.model.copy()
     model_cfg.setdefault('data_preprocessor',
                          cfg.get('data_preprocessor', None))
@@ -319,7 +325,7 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     seed = seed if seed is not None else settings.get('seed', 0)
     settings['seed'] = seed
     reducer = build_tsne(backend, **settings)
-    loader_cfg = dataloader_config(cfg, test_cfg)
+    loader_cfg = dataloader_config(cfg, test_cfg, cfg_options)
     device = _resolve_device(device)
 
     from mmengine import dist
@@ -392,6 +398,8 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
         model=cfg.model.to_dict() if hasattr(cfg.model, 'to_dict')
         else cfg.model,
         dataset=loader_cfg.get('dataset'), checkpoint=ckpt_sha,
+        # without a checkpoint the weights are the seeded random init
+        init_seed=None if ckpt_sha else opts['seed'],
         stage=opts['vis_stage'], token_pool=opts['token_pool'],
         indices=sample.indices.tolist()))
     cached_from = rundir.find_cached_run(cfg.work_dir, feature_key) \
@@ -407,7 +415,8 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
         t = lap('features_from_cache', t)
     else:
         model, info = build_model(cfg, checkpoint, opts['device'],
-                                  opts['trust_checkpoint'], logger)
+                                  opts['trust_checkpoint'], logger,
+                                  seed=opts['seed'])
         ckpt_info.update(missing_keys=info['missing_keys'],
                          unexpected_keys=info['unexpected_keys'])
         if sample.classes is None and info['dataset_meta'].get('classes'):

@@ -58,15 +58,17 @@ def resolve_work_dir(cfg: Config, config_path: str,
     return cfg.work_dir
 
 
-def dataloader_config(cfg: Config,
-                      test_cfg_path: Optional[str] = None) -> ConfigDict:
+def dataloader_config(cfg: Config, test_cfg_path: Optional[str] = None,
+                      cfg_options: Optional[dict] = None) -> ConfigDict:
     """The ``test_dataloader`` to sample from, optionally from another file.
 
     Self-supervised configs have no ``test_dataloader``; ``--test-cfg`` names
-    a config that has one, as in mmpretrain's tool.
+    a config that has one, as in mmpretrain's tool. ``--cfg-options`` apply
+    to that file too, so ``test_dataloader.dataset.data_root=...`` works
+    either way.
     """
     if test_cfg_path is not None:
-        source = load_config(test_cfg_path)
+        source = load_config(test_cfg_path, cfg_options)
         where = test_cfg_path
     else:
         source, where = cfg, None

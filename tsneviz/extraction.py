@@ -210,6 +210,20 @@ def _single_label_head(model: nn.Module) -> bool:
                                                          MultiLabelClsHead)
 
 
+def _batch_inputs(inputs):
+    """One (B, C, H, W) tensor from what a data preprocessor returns.
+
+    Self-supervised preprocessors return a list: of views, each a batch
+    (the first view is the un-augmented one a test pipeline gives), or, with
+    ``pseudo_collate``, of single images, which are stacked.
+    """
+    if isinstance(inputs, (list, tuple)):
+        if inputs and inputs[0].ndim == 3:
+            return torch.stack(list(inputs))
+        return inputs[0]
+    return inputs
+
+
 def _batch_labels(data_samples, batch_size: int) -> torch.Tensor:
     labels = []
     for sample in data_samples or [None] * batch_size:
@@ -264,10 +278,7 @@ def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
             for data in dataloader:
                 captured.clear()
                 data = model.data_preprocessor(data, False)
-                inputs = data['inputs']
-                if isinstance(inputs, (list, tuple)):
-                    # Multi-view self-supervised preprocessors: first view.
-                    inputs = inputs[0]
+                inputs = _batch_inputs(data['inputs'])
                 out = model(inputs, mode='tensor')
                 if plan.module not in captured:
                     raise UserError(

@@ -225,16 +225,18 @@ class OpenTSNE(BaseTSNE):
         if p['n_iter_without_progress'] > 0:
             callbacks.append(_KLConvergence(p['n_iter_without_progress'],
                                             p['kl_tol']))
-        stopped_at = None
+        stopped_at, kl = None, None
         try:
             embedding = embedding.optimize(
                 n_iter=normal_iter, momentum=tsne.final_momentum,
                 callbacks=callbacks, callbacks_every_iters=CHECK_EVERY,
                 propagate_exception=True)
         except openTSNE.tsne.OptimizationInterrupt as stop:
-            embedding, stopped_at = stop.final_embedding, done
+            # An interrupted embedding carries no KL; the interrupt does.
+            embedding, stopped_at, kl = stop.final_embedding, done, stop.error
         self.n_iter_ = stopped_at if stopped_at is not None else total
-        self.kl_divergence_ = float(embedding.kl_divergence)
+        self.kl_divergence_ = float(embedding.kl_divergence if kl is None
+                                    else kl)
         self.gradient_method_ = gradient
         if progress is not None:
             progress(total, total, self.kl_divergence_)

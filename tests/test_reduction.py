@@ -1,0 +1,152 @@
+"""tsneviz.reduction: real t-SNE runs, constraints, parameter flow."""
+import functools
+
+import numpy as np
+import openTSNE
+import pytest
+import sklearn.manifold
+from mmengine.config import Config
+from sklearn.datasets import load_digits
+
+from tsneviz.config import tsne_settings
+from tsneviz.errors import UserError
+from tsneviz.metrics import knn_accuracy
+from tsneviz.reduction import build_tsne
+
+
+@pytest.fixture(scope='module')
+def digits():
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    keep = np.sort(rng.choice(len(X), 400, replace=False))
+    return X[keep].astype(np.float32), y[keep]
+
+
+def spy(monkeypatch, cls):
+    """Record the keyword arguments a backend class is really built with."""
+    seen = {}
+    original = cls.__init__
+
+    @functools.wraps(original)  # scikit-learn reads __init__'s signature
+    def recording_init(self, *args, **kwargs):
+        seen.update(kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, '__init__', recording_init)
+    return seen
+
+
+@pytest.mark.parametrize('backend', ['opentsne', 'sklearn'])
+def test_embeds_digits_into_separated_classes(backend, digits):
+    X, y = digits
+    reducer = build_tsne(backend, n_iter=500)
+    progress = []
+    coords = reducer.fit_transform(X, progress=lambda *a: progress.append(a))
+    assert coords.shape == (len(X), 2) and coords.dtype == np.float32
+    assert np.isfinite(coords).all()
+    assert knn_accuracy(coords, y) > 0.9
+    assert reducer.kl_divergence_ > 0
+    assert progress and progress[-1][0] == progress[-1][1] == 500
+
+
+def test_three_components_are_a_real_3d_embedding(digits):
+    X, y = digits
+    reducer = build_tsne('opentsne', n_components=3, n_iter=300)
+    coords = reducer.fit_transform(X)
+    assert coords.shape == (len(X), 3)
+    assert coords[:, 2].std() > 0.1 * coords[:, 0].std()
+    assert reducer.gradient_method_ == 'bh'  # FFT exists only up to 2-D
+
+
+def test_config_and_cli_values_reach_opentsne(monkeypatch, digits):
+    seen = spy(monkeypatch, openTSNE.TSNE)
+    cfg = Config(dict(tsne=dict(perplexity=12.0, early_exaggeration=8.0,
+                                init='random', metric='cosine')))
+    settings = tsne_settings(cfg, {'perplexity': 9.0, 'learning_rate': 150.0,
+                                   'init': None})
+    assert settings.pop('backend', 'opentsne') == 'opentsne'
+    build_tsne('opentsne', n_iter=300, seed=3, **settings).fit_transform(
+        digits[0])
+    assert seen['perplexity'] == 9.0            # CLI beats config
+    assert seen['early_exaggeration'] == 8.0    # config beats default
+    assert seen['initialization'] == 'random'   # CLI None = not given
+    assert seen['learning_rate'] == 150.0
+    assert seen['metric'] == 'cosine'
+    assert seen['random_state'] == 3
+
+
+def test_reference_flags_reach_sklearn(monkeypatch, digits):
+    seen = spy(monkeypatch, sklearn.manifold.TSNE)
+    reducer = build_tsne('sklearn', n_iter=300, n_iter_without_progress=120,
+                         learning_rate=200.0, init='random', perplexity=20.0,
+                         early_exaggeration=10.0)
+    reducer.fit_transform(digits[0])
+    assert seen['max_iter'] == 300  # scikit-learn's name since 1.5
+    assert 'n_iter' not in seen
+    assert seen['n_iter_without_progress'] == 120
+    assert (seen['learning_rate'], seen['init']) == (200.0, 'random')
+    assert (seen['perplexity'], seen['early_exaggeration']) == (20.0, 10.0)
+
+
+def test_kl_convergence_check_stops_the_normal_phase(digits):
+    X = digits[0]
+    patient = build_tsne('opentsne', n_iter=1000, n_iter_without_progress=-1)
+    patient.fit_transform(X)
+    assert patient.n_iter_ == 1000
+    # a 50% gain per check counts as progress: it stalls at once
+    eager = build_tsne('opentsne', n_iter=1000, n_iter_without_progress=50,
+                       kl_tol=0.5)
+    eager.fit_transform(X)
+    assert 250 < eager.n_iter_ < 1000
+
+
+def test_other_backends_parameter_is_ignored_with_a_warning(digits):
+    from mmengine.logging import MMLogger
+    import logging
+    logger = MMLogger.get_instance('tsneviz_test_reduction')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        reducer = build_tsne('sklearn', negative_gradient_method='fft',
+                             n_iter=250)
+    finally:
+        logger.removeHandler(handler)
+    assert reducer.ignored_ == ['negative_gradient_method']
+    assert any('ignores negative_gradient_method' in r.getMessage()
+               for r in records)
+
+
+@pytest.mark.parametrize('backend, params, needle', [
+    ('opentsne', dict(n_iter=100), 'n_iter=100'),
+    ('opentsne', dict(perplexity=-1.0), 'perplexity=-1.0'),
+    ('opentsne', dict(n_components=4), 'n_components=4'),
+    ('opentsne', dict(init='umap'), "one of 'pca', 'random', 'spectral'"),
+    ('opentsne', dict(learning_rate='fast'), "learning_rate='fast'"),
+    ('opentsne', dict(n_iter_without_progress=0), 'n_iter_without_progress'),
+    ('opentsne', dict(colour='red'), "unknown parameter 'colour'"),
+    ('sklearn', dict(init='spectral'), 'only available with the openTSNE'),
+    ('umap', dict(), 'unknown t-SNE backend'),
+])
+def test_bad_parameters_name_the_value_and_what_is_valid(backend, params,
+                                                         needle):
+    with pytest.raises(UserError, match=needle) as err:
+        build_tsne(backend, **params)
+    assert '\n' not in str(err.value)
+
+
+@pytest.mark.parametrize('backend', ['opentsne', 'sklearn'])
+def test_perplexity_too_large_gives_both_numbers(backend):
+    reducer = build_tsne(backend, perplexity=30.0)
+    with pytest.raises(UserError, match='perplexity 30 is too large for 20 '
+                       'samples'):
+        reducer.fit_transform(np.random.rand(20, 8))
+
+
+def test_pca_before_neighbours_only_when_it_reduces(digits):
+    X = digits[0]
+    reducer = build_tsne('opentsne', pca_dims=10)
+    assert reducer._prepare(X).shape == (len(X), 10)
+    assert build_tsne('opentsne', pca_dims=0)._prepare(X).shape == X.shape
+    assert build_tsne('opentsne', pca_dims=100)._prepare(X).shape == X.shape

@@ -140,11 +140,14 @@ def test_separation_metrics_digits(digits, tw_calls):
     X, y = digits
     result = separation_metrics(X, PCA(2).fit_transform(X), y, k=10)
     assert set(result) == {'knn_accuracy_features', 'knn_accuracy_embedding',
-                           'trustworthiness', 'n_samples_trustworthiness'}
+                           'trustworthiness', 'n_samples_trustworthiness',
+                           'knn_k', 'trustworthiness_k'}
+    assert (result['knn_k'], result['trustworthiness_k']) == (10, 10)
     for key in ('knn_accuracy_features', 'knn_accuracy_embedding',
                 'trustworthiness'):
         assert type(result[key]) is float
     assert type(result['n_samples_trustworthiness']) is int
+    assert type(result['knn_k']) is int
     assert json.loads(json.dumps(result)) == result
     assert result['knn_accuracy_features'] > 0.9
     # Two PCA components lose much of the class structure.
@@ -167,5 +170,14 @@ def test_separation_metrics_errors(digits):
     X, y = digits
     with pytest.raises(ValueError, match='same rows'):
         separation_metrics(X, X[:-1, :2], y)
-    with pytest.raises(ValueError, match='needs more than k samples'):
-        separation_metrics(X[:10], X[:10, :2], y[:10], k=10)
+    with pytest.raises(ValueError, match='at least 3 samples'):
+        separation_metrics(X[:2], X[:2, :2], y[:2], k=10)
+
+
+def test_separation_metrics_shrink_neighbourhoods_for_small_runs(digits):
+    X, y = digits
+    result = separation_metrics(X[:20], X[:20, :2], y[:20], k=10)
+    assert (result['knn_k'], result['trustworthiness_k']) == (10, 9)
+    small = separation_metrics(X[:6], X[:6, :2], y[:6], k=10)
+    assert (small['knn_k'], small['trustworthiness_k']) == (5, 2)
+    assert 0 <= small['trustworthiness'] <= 1

@@ -478,11 +478,9 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
         outputs.append(osp.basename(rundir.write_array(
             osp.join(run_dir, f'tsne_{key}.npy'), coords)))
         metrics = {}
-        if n > 10:
+        if n >= 3:
             metrics = separation_metrics(feats, coords, sample.labels,
                                          k=10, seed=opts['seed'])
-        else:
-            logger.warning('10 samples or fewer: separation metrics skipped')
         results[key] = dict(kl_divergence=reducer.kl_divergence_,
                             n_iter=reducer.n_iter_, **metrics)
         t = lap(f'metrics:{key}', t)

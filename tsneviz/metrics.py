@@ -157,7 +157,9 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
         embedding (array-like): Their 2-D or 3-D embedding, shape (N, d).
         labels (array-like): Class of each sample, shape (N,).
         k (int): Neighbourhood size for both k-NN accuracies and
-            trustworthiness. Defaults to 10.
+            trustworthiness, lowered to what N allows (``knn_k`` and
+            ``trustworthiness_k`` in the result say what was used).
+            Defaults to 10.
         seed (int): Seed of the trustworthiness subsample (at most 5000
             rows). Defaults to 0.
 
@@ -165,11 +167,11 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
         dict: JSON-serialisable plain Python numbers:
             ``knn_accuracy_features`` (float), ``knn_accuracy_embedding``
             (float), ``trustworthiness`` (float) and
-            ``n_samples_trustworthiness`` (int, rows it was computed on).
+            ``n_samples_trustworthiness`` (int, rows it was computed on),
+            ``knn_k`` and ``trustworthiness_k`` (int, neighbourhoods used).
 
     Raises:
-        ValueError: If the inputs disagree in length or N is too small
-            for ``k`` (N <= k, or N <= 2k for trustworthiness).
+        ValueError: If the inputs disagree in length or N < 3.
 
     Examples:
         >>> from sklearn.datasets import load_digits
@@ -185,11 +187,20 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
         raise ValueError(f'features and embedding must have the same rows, '
                          f'got {len(features)} and {len(embedding)}')
     n_used = min(len(features), TRUSTWORTHINESS_MAX_SAMPLES)
+    if n_used < 3:
+        raise ValueError(f'separation metrics need at least 3 samples, got '
+                         f'{n_used}')
+    # Small runs (a few samples per class) still get metrics: the
+    # neighbourhoods shrink to what N allows, and the k used is recorded.
+    knn_k = min(k, len(features) - 1)
+    trust_k = min(k, (n_used - 1) // 2)
     return {
-        'knn_accuracy_features': knn_accuracy(features, labels, k=k),
-        'knn_accuracy_embedding': knn_accuracy(embedding, labels, k=k),
+        'knn_accuracy_features': knn_accuracy(features, labels, k=knn_k),
+        'knn_accuracy_embedding': knn_accuracy(embedding, labels, k=knn_k),
         'trustworthiness': trustworthiness(
-            features, embedding, n_neighbors=k,
+            features, embedding, n_neighbors=trust_k,
             max_samples=TRUSTWORTHINESS_MAX_SAMPLES, seed=seed),
         'n_samples_trustworthiness': int(n_used),
+        'knn_k': int(knn_k),
+        'trustworthiness_k': int(trust_k),
     }

@@ -60,3 +60,24 @@ def test_read_manifest_refuses_incomplete_runs(tmp_path):
         rundir.read_manifest(str(tmp_path / 'nope'))
     with pytest.raises(UserError, match='no run.json'):
         rundir.read_manifest(str(tmp_path))
+
+
+def test_run_reads_back_a_real_run(tmp_path, digits_options):
+    from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG
+    from tsneviz.apis import run_vis_tsne
+    run_dir = run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT,
+                           work_dir=str(tmp_path), max_num_samples=4,
+                           cfg_options=dict(digits_options),
+                           tsne=dict(perplexity=5.0, n_iter=250),
+                           show_progress=False)
+    run = rundir.Run(run_dir)
+    assert len(run) == 40 and run.keys == ['feat_3']
+    assert run.features().shape == (40, 128)
+    assert run.coords().shape == (40, 2)
+    assert run.labels.tolist() == sorted(run.labels.tolist())
+    assert run.table['loss'].dtype == float and run.has_predictions
+    assert run.classes == [str(i) for i in range(10)]
+    with pytest.raises(UserError, match='index 40 is out of range'):
+        run.check_index(40)
+    with pytest.raises(UserError, match="no feature 'feat_9'"):
+        run.features('feat_9')

@@ -137,3 +137,80 @@ def find_cached_run(work_dir: str, feature_key: str) -> Optional[str]:
                         for k in keys):
             return run_dir
     return None
+
+
+class Run:
+    """A complete run directory, read back: what every later step uses.
+
+    Args:
+        path (str): The run directory (must hold ``run.json``).
+
+    Attributes:
+        path (str): The run directory.
+        manifest (dict): ``run.json``.
+        table (dict[str, np.ndarray]): ``samples.csv``, numeric columns as
+            arrays (NaN for empty cells), text columns as object arrays.
+        keys (list[str]): Feature keys, e.g. ``['feat_3']``.
+
+    Examples:
+        >>> run = Run('work_dirs/digits/tsne_20261123_144017')
+        >>> run.features().shape, run.coords().shape
+        ((540, 128), (540, 2))
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.manifest = read_manifest(path)
+        self.keys = list(self.manifest['extraction']['keys'])
+        self.table = {name: _typed(values) for name, values in
+                      read_table(osp.join(path, TABLE)).items()}
+
+    def __len__(self) -> int:
+        return int(self.manifest['n_samples'])
+
+    def key(self, key: Optional[str] = None) -> str:
+        """``key`` checked against the run's keys; default the first."""
+        if key is None:
+            return self.keys[0]
+        if key not in self.keys:
+            raise UserError(f'{self.path} has no feature {key!r}; it has '
+                            f'{", ".join(self.keys)}')
+        return key
+
+    def features(self, key: Optional[str] = None) -> np.ndarray:
+        """(N, C) features of ``key``."""
+        return np.load(osp.join(self.path, f'{self.key(key)}.npy'))
+
+    def coords(self, key: Optional[str] = None) -> np.ndarray:
+        """(N, 2 or 3) embedding of ``key``."""
+        return np.load(osp.join(self.path, f'tsne_{self.key(key)}.npy'))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.table['gt_label'].astype(np.int64)
+
+    @property
+    def image_paths(self) -> List[str]:
+        return [str(p) for p in self.table['img_path']]
+
+    @property
+    def classes(self) -> Optional[List[str]]:
+        return self.manifest.get('classes')
+
+    @property
+    def has_predictions(self) -> bool:
+        return 'pred_label' in self.table
+
+    def check_index(self, index: int) -> int:
+        """A sample position of this run, or a clear error."""
+        if not 0 <= index < len(self):
+            raise UserError(f'index {index} is out of range: the run has '
+                            f'{len(self)} samples (0..{len(self) - 1})')
+        return index
+
+
+def _typed(values: List[str]) -> np.ndarray:
+    try:
+        return np.array([float(v) if v != '' else np.nan for v in values])
+    except ValueError:
+        return np.array(values, dtype=object)

@@ -1,0 +1,1 @@
+"""Analysis step: clusters, neighbours, summaries of a run."""

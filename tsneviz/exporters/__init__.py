@@ -1,0 +1,1 @@
+"""Exporters: a run in the formats of other tools."""

@@ -81,3 +81,17 @@ def test_run_reads_back_a_real_run(tmp_path, digits_options):
         run.check_index(40)
     with pytest.raises(UserError, match="no feature 'feat_9'"):
         run.features('feat_9')
+
+
+def test_add_columns_and_update_manifest(tmp_path):
+    run_dir = make_run(str(tmp_path), 'tsne_1', 'k')
+    rundir.write_table(osp.join(run_dir, 'samples.csv'), {'a': [1, 2]})
+    rundir.add_columns(run_dir, {'cluster': [0, 1]})
+    assert rundir.read_table(osp.join(run_dir, 'samples.csv')) == \
+        {'a': ['1', '2'], 'cluster': ['0', '1']}
+    with pytest.raises(ValueError, match='3 values for 2 samples'):
+        rundir.add_columns(run_dir, {'bad': [1, 2, 3]})
+    m = rundir.update_manifest(run_dir, {'clusters': {'n': 2}},
+                               ['clusters.csv'])
+    assert m['clusters'] == {'n': 2} and m['outputs'] == ['clusters.csv']
+    assert rundir.read_manifest(run_dir)['extraction']['feature_key'] == 'k'

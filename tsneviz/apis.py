@@ -514,6 +514,8 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
                       max_num_samples=opts['max_num_samples']),
         classes=sample.classes,
         data_root=loader_cfg['dataset'].get('data_root', None),
+        # where img_path values start: annotation files are relative to it
+        data_prefix=_image_prefix(sample.dataset),
         extraction=dict(stage=stage, requested_stage=opts['vis_stage'],
                         token_pool=opts['token_pool'],
                         device=opts['device'],
@@ -548,6 +550,11 @@ def _init_distributed(launcher: str, device: str) -> None:
     else:
         raise UserError(f'--launcher {launcher} needs CUDA devices; on CPU '
                         'use torchrun (tools/dist_vis_tsne.sh)')
+
+
+def _image_prefix(dataset) -> Optional[str]:
+    prefix = getattr(dataset, 'data_prefix', None) or {}
+    return prefix.get('img_path') if isinstance(prefix, dict) else None
 
 
 def _world_size() -> int:

@@ -12,7 +12,7 @@ import json
 import os
 import os.path as osp
 import tempfile
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -214,3 +214,42 @@ def _typed(values: List[str]) -> np.ndarray:
         return np.array([float(v) if v != '' else np.nan for v in values])
     except ValueError:
         return np.array(values, dtype=object)
+
+
+def add_columns(run_dir: str, columns: Dict[str, Iterable]) -> str:
+    """Add or replace per-sample columns of ``samples.csv``, atomically."""
+    path = osp.join(run_dir, TABLE)
+    table = read_table(path)
+    n = len(next(iter(table.values()))) if table else 0
+    for name, values in columns.items():
+        values = list(values)
+        if len(values) != n:
+            raise ValueError(f'column {name!r} has {len(values)} values for '
+                             f'{n} samples')
+        table[name] = values
+    return write_table(path, table)
+
+
+def update_manifest(run_dir: str, sections: Optional[dict] = None,
+                    outputs: Sequence[str] = ()) -> dict:
+    """Merge sections into ``run.json`` and list new outputs; written last.
+
+    Later steps (clusters, neighbours, exports) write their files first and
+    then call this, so ``run.json`` stays the last file written and lists
+    every output.
+
+    Args:
+        run_dir (str): A complete run directory.
+        sections (dict, optional): Top-level keys to set, e.g.
+            ``{'clusters': {...}}``.
+        outputs (Sequence[str]): File names relative to ``run_dir``.
+
+    Returns:
+        dict: The new manifest.
+    """
+    manifest = read_manifest(run_dir)
+    manifest.update(sections or {})
+    listed = manifest.setdefault('outputs', [])
+    listed.extend(o for o in outputs if o not in listed)
+    write_json(osp.join(run_dir, MANIFEST), manifest)
+    return manifest

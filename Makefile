@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 # elsewhere `make TORCH_SPEC="torch torchvision"` takes any compatible pair.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
-REQS := requirements/runtime.txt requirements/tests.txt setup.py
+REQS := requirements/runtime.txt requirements/optional.txt \
+	requirements/tests.txt setup.py
 
 DEMO_CONFIG := configs/digits/resnet18-slim_digits.py
 DEMO_CHECKPOINT := configs/digits/resnet18-slim_digits.pth
@@ -19,7 +20,8 @@ $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'setuptools<81' wheel
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -r requirements/runtime.txt -r requirements/tests.txt
+	$(PY) -m pip install -q -r requirements/runtime.txt \
+		-r requirements/optional.txt -r requirements/tests.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

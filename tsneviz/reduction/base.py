@@ -1,0 +1,63 @@
+"""What every reducer shares: validated parameters and PCA before kNN."""
+from typing import Callable, Optional
+
+import numpy as np
+
+from tsneviz.params import validate_params
+
+ProgressFn = Callable[[int, int, Optional[float]], None]
+
+
+class BaseReducer:
+    """A layout method: ``fit_transform`` (N, C) features to (N, d) coords.
+
+    ``__init__`` only validates and stores (scikit-learn's convention);
+    fitted state ends in an underscore. Subclasses declare ``name``,
+    ``constraints`` and ``defaults``.
+
+    Args:
+        **params: Hyper-parameters by name; unknown ones are an error that
+            lists the valid ones.
+    """
+
+    name = ''
+    constraints: dict = {}
+    defaults: dict = {}
+
+    def __init__(self, **params):
+        self.ignored_ = []
+        self.params = {**self.defaults, **params}
+        validate_params(self.params, self.constraints, self.name)
+
+    def check_n_samples(self, n_samples: int) -> None:
+        """Raise a UserError when ``n_samples`` is too few for the method."""
+
+    def describe(self) -> str:
+        """Short text for plot titles, e.g. ``'UMAP · 15 neighbours'``."""
+        return self.name
+
+    def results(self) -> dict:
+        """Fitted figures for run.json (empty before fitting)."""
+        return {}
+
+    def reduce_dims(self, X: np.ndarray) -> np.ndarray:
+        """float32 copy of ``X``, PCA-reduced to ``pca_dims`` when larger.
+
+        A neighbour search in 50 PCA dimensions keeps the neighbourhoods of
+        deep features while making it several times faster (the usual
+        recipe for t-SNE and UMAP, e.g. Kobak & Berens 2019).
+        """
+        self.check_n_samples(len(X))
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        pca_dims = self.params.get('pca_dims')
+        if pca_dims and X.shape[1] > pca_dims and len(X) > pca_dims:
+            from sklearn.decomposition import PCA
+            X = PCA(n_components=pca_dims, svd_solver='randomized',
+                    random_state=self.params.get('seed', 0)).fit_transform(X)
+            X = X.astype(np.float32)
+        return X
+
+    def fit_transform(self, X: np.ndarray,
+                      progress: Optional[ProgressFn] = None) -> np.ndarray:
+        """Embed ``X`` (N, C) into (N, n_components) float32 coordinates."""
+        raise NotImplementedError

@@ -147,6 +147,24 @@ def test_perplexity_too_large_gives_both_numbers(backend):
 def test_pca_before_neighbours_only_when_it_reduces(digits):
     X = digits[0]
     reducer = build_tsne('opentsne', pca_dims=10)
-    assert reducer._prepare(X).shape == (len(X), 10)
-    assert build_tsne('opentsne', pca_dims=0)._prepare(X).shape == X.shape
-    assert build_tsne('opentsne', pca_dims=100)._prepare(X).shape == X.shape
+    assert reducer.reduce_dims(X).shape == (len(X), 10)
+    assert build_tsne('opentsne', pca_dims=0).reduce_dims(X).shape == X.shape
+    assert build_tsne('opentsne', pca_dims=100).reduce_dims(X).shape == X.shape
+
+
+def test_a_start_layout_array_is_used_and_checked(monkeypatch, digits):
+    X, y = digits
+    seen = spy(monkeypatch, openTSNE.TSNE)
+    start = np.random.default_rng(0).normal(size=(len(X), 2))
+    a = build_tsne('opentsne', n_iter=300, init=start).fit_transform(X)
+    # the layout reaches openTSNE at the tiny scale it asks for
+    assert seen['initialization'].shape == (len(X), 2)
+    assert seen['initialization'][:, 0].std() == pytest.approx(1e-4,
+                                                              rel=1e-3)
+    b = build_tsne('opentsne', n_iter=300, init=start).fit_transform(X)
+    c = build_tsne('opentsne', n_iter=300,
+                   init=start[::-1].copy()).fit_transform(X)
+    np.testing.assert_allclose(a, b)          # same start, same map
+    assert np.abs(a - c).max() > 1.0          # another start, another map
+    with pytest.raises(UserError, match=r'start layout has shape \(10, 2\)'):
+        build_tsne('opentsne', init=np.zeros((10, 2))).fit_transform(X)

@@ -77,6 +77,8 @@ def test_run_reads_back_a_real_run(tmp_path, digits_options):
     assert run.labels.tolist() == sorted(run.labels.tolist())
     assert run.table['loss'].dtype == float and run.has_predictions
     assert run.classes == [str(i) for i in range(10)]
+    # class names that look like numbers stay text
+    assert run.table['gt_class'][0] == '0' and run.table['index'][0] >= 0
     with pytest.raises(UserError, match='index 40 is out of range'):
         run.check_index(40)
     with pytest.raises(UserError, match="no feature 'feat_9'"):

@@ -256,3 +256,186 @@ def test_draw_order_mixes_classes():
     drawn = np.rint(fig.axes[0].collections[0].get_offsets()[:, 0] * 2)
     assert np.any(np.diff(drawn) < 0)
     assert sorted(drawn) == sorted(labels)
+
+
+# ------------------------------------------------------------------ views
+
+from tsneviz import rundir  # noqa: E402
+from tsneviz.errors import UserError  # noqa: E402
+from tsneviz.visualization import (BACKGROUND, HIGHLIGHT,  # noqa: E402
+                                   VIEWS, plot_view, render_views,
+                                   view_style)
+
+
+def _pred_table(n=60, seed=0):
+    """Three classes; samples 5, 17 and 42 are misclassified, high loss."""
+    rng = np.random.default_rng(seed)
+    gt = np.arange(n) % 3
+    pred = gt.copy()
+    wrong = np.array([5, 17, 42])
+    pred[wrong] = (gt[wrong] + 1) % 3
+    loss = rng.uniform(1e-4, 0.05, n)
+    loss[wrong] = [0.9, 3.0, 1.5]
+    cluster = gt.copy()
+    cluster[[0, 1]] = -1
+    return dict(gt_label=gt.astype(float),
+                gt_class=np.array(['cat', 'dog', 'bird'], dtype=object)[gt],
+                pred_label=pred.astype(float),
+                pred_class=np.array(['cat', 'dog', 'bird'],
+                                    dtype=object)[pred],
+                loss=loss, cluster=cluster.astype(float)), wrong
+
+
+def test_errors_view_highlights_exactly_the_misclassified():
+    table, wrong = _pred_table()
+    style = view_style(table, 'errors', point_size=10.0)
+    assert np.flatnonzero(style.highlighted).tolist() == wrong.tolist()
+    red = np.all(style.colors == HIGHLIGHT, axis=1)
+    grey = np.all(style.colors == BACKGROUND, axis=1)
+    assert np.flatnonzero(red).tolist() == wrong.tolist()
+    assert grey.sum() == len(red) - 3
+    # misclassified are bigger than every correct one and drawn on top,
+    # the costliest last
+    assert style.sizes[wrong].min() > style.sizes[~red].max()
+    assert style.order[-3:].tolist() == [5, 42, 17]
+    assert sorted(style.order.tolist()) == list(range(60))
+    assert [name for name, _ in style.legend] == ['correct (57)',
+                                                  'misclassified (3)']
+
+
+def test_size_by_loss_follows_the_loss():
+    table, wrong = _pred_table()
+    style = view_style(table, 'errors', size_by_loss=True, point_size=10.0)
+    # 0.9 < 1.5 < 3.0: sizes in the same order
+    assert style.sizes[5] < style.sizes[42] < style.sizes[17]
+    assert style.sizes[wrong].min() > np.delete(style.sizes, wrong).max()
+    label = view_style(table, 'label', size_by_loss=True, point_size=10.0)
+    assert np.argmax(label.sizes) == 17
+    assert np.corrcoef(label.sizes, table['loss'])[0, 1] > 0.99
+
+
+def test_label_and_prediction_views_share_class_colours():
+    table, wrong = _pred_table()
+    label = view_style(table, 'label')
+    pred = view_style(table, 'prediction')
+    right = np.setdiff1d(np.arange(60), wrong)
+    np.testing.assert_array_equal(label.colors[right], pred.colors[right])
+    assert not np.all(label.colors[wrong] == pred.colors[wrong], axis=1).any()
+    assert [n for n, _ in label.legend] == ['cat', 'dog', 'bird']
+    np.testing.assert_allclose(np.unique(label.colors, axis=0),
+                               np.unique(np.array(class_palette(3)), axis=0))
+
+
+def test_cluster_view_greys_out_noise():
+    table, _ = _pred_table()
+    style = view_style(table, 'cluster', point_size=10.0)
+    assert np.all(style.colors[[0, 1]] == BACKGROUND)
+    assert not np.all(style.colors[2:] == BACKGROUND, axis=1).any()
+    assert style.sizes[0] < style.sizes[2]
+    assert set(style.order[:2].tolist()) == {0, 1}  # noise drawn first
+    assert [n for n, _ in style.legend] == ['0', '1', '2', 'noise (2)']
+
+
+def test_loss_view_is_log_scaled_with_the_worst_on_top():
+    table, _ = _pred_table()
+    style = view_style(table, 'loss')
+    assert type(style.norm).__name__ == 'LogNorm'
+    assert style.order[-1] == 17 and style.order[0] == np.argmin(
+        table['loss'])
+    # the extremes take the ends of the colormap; in between, higher loss
+    # is darker (log scale spreads the small losses over many colours)
+    cmap = colormaps['viridis_r']
+    np.testing.assert_allclose(style.colors[17], cmap(1.0))
+    np.testing.assert_allclose(style.colors[np.argmin(table['loss'])],
+                               cmap(0.0))
+    lum = style.colors[:, :3] @ [0.299, 0.587, 0.114]
+    rank = np.argsort(np.argsort(table['loss']))
+    assert np.corrcoef(rank, np.argsort(np.argsort(lum)))[0, 1] < -0.95
+    assert len(np.unique(style.colors, axis=0)) > 30
+    fig = build_view_figure_for('loss', table)
+    assert len(fig.axes) == 2 and 'loss' in fig.axes[1].get_ylabel()
+
+
+def build_view_figure_for(view, table, dim=2):
+    from tsneviz.visualization import build_view_figure
+    coords = np.random.default_rng(0).normal(size=(len(table['gt_label']),
+                                                   dim))
+    return build_view_figure(coords, table, view, title=view)
+
+
+def test_views_need_predictions():
+    table, _ = _pred_table()
+    for name in ('pred_label', 'pred_class', 'loss'):
+        del table[name]
+    for view in ('prediction', 'errors', 'loss'):
+        with pytest.raises(UserError, match='no predictions'):
+            view_style(table, view)
+    with pytest.raises(UserError, match='size by loss'):
+        view_style(table, 'label', size_by_loss=True)
+    with pytest.raises(ValueError, match='unknown view'):
+        view_style(table, 'confidence')
+    del table['cluster']
+    with pytest.raises(UserError, match='tools/cluster.py'):
+        view_style(table, 'cluster')
+
+
+@pytest.mark.parametrize('view', VIEWS)
+def test_plot_view_writes_valid_png(tmp_path, view):
+    table, _ = _pred_table()
+    coords = np.random.default_rng(0).normal(size=(60, 2))
+    out = plot_view(coords, table, view, tmp_path / f'{view}.png',
+                    title=view, size_by_loss=view == 'errors')
+    assert open(out, 'rb').read(8) == PNG_SIGNATURE
+    assert imread(out)[..., :3].std() > 0.01
+    assert os.listdir(tmp_path) == [f'{view}.png']
+    assert plt.get_fignums() == []
+
+
+def test_plot_view_3d_and_bad_input(tmp_path):
+    table, _ = _pred_table()
+    fig = build_view_figure_for('errors', table, dim=3)
+    assert isinstance(fig.axes[0], Axes3D)
+    with pytest.raises(ValueError, match='rows for'):
+        plot_view(np.zeros((5, 2)), table, 'label', tmp_path / 'x.png')
+    with pytest.raises(ValueError, match='must end in .png'):
+        plot_view(np.zeros((60, 2)), table, 'label', tmp_path / 'x.jpg')
+
+
+def _tiny_run(path, table):
+    """A minimal complete run directory around ``table``."""
+    os.makedirs(path)
+    n = len(table['gt_label'])
+    coords = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
+    rundir.write_array(os.path.join(path, 'tsne_feat_3.npy'), coords)
+    rundir.write_table(os.path.join(path, 'samples.csv'), table)
+    rundir.write_json(os.path.join(path, 'run.json'), dict(
+        n_samples=n, classes=['cat', 'dog', 'bird'], outputs=['samples.csv'],
+        extraction=dict(keys=['feat_3'])))
+    return str(path)
+
+
+def test_render_views_names_files_and_lists_them(tmp_path):
+    table, _ = _pred_table()
+    run_dir = _tiny_run(tmp_path / 'run', table)
+    written = render_views(run_dir, views=('label', 'errors', 'loss'))
+    assert [os.path.basename(p) for p in written] == [
+        'feat_3_label.png', 'feat_3_errors.png', 'feat_3_loss.png']
+    manifest = rundir.read_manifest(run_dir)
+    assert manifest['outputs'] == ['samples.csv', 'feat_3_label.png',
+                                   'feat_3_errors.png', 'feat_3_loss.png']
+    with pytest.raises(UserError, match="no feature 'feat_4'"):
+        render_views(run_dir, key='feat_4')
+    with pytest.raises(UserError, match='unknown view'):
+        render_views(run_dir, views=('confidence',))
+
+
+def test_render_views_without_predictions_says_so(tmp_path):
+    table, _ = _pred_table()
+    for name in ('pred_label', 'pred_class', 'loss'):
+        del table[name]
+    run_dir = _tiny_run(tmp_path / 'run', table)
+    assert [os.path.basename(p) for p in render_views(run_dir)] == \
+        ['feat_3_label.png']
+    with pytest.raises(UserError, match='no predictions'):
+        render_views(run_dir, views=('label', 'errors'))
+    assert not os.path.exists(os.path.join(run_dir, 'feat_3_errors.png'))

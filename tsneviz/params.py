@@ -55,6 +55,20 @@ class Options:
         return 'one of ' + ', '.join(repr(v) for v in self.values)
 
 
+@dataclass(frozen=True)
+class Array:
+    """A numpy array with ``ndim`` dimensions (e.g. a start layout)."""
+
+    ndim: int = 2
+
+    def accepts(self, value: Any) -> bool:
+        import numpy as np
+        return isinstance(value, np.ndarray) and value.ndim == self.ndim
+
+    def __str__(self) -> str:
+        return f'a {self.ndim}-D array'
+
+
 def validate_params(params: dict, constraints: dict, owner: str) -> None:
     """Check ``params`` against a constraints table.
 
@@ -78,10 +92,12 @@ def validate_params(params: dict, constraints: dict, owner: str) -> None:
             raise UserError(f'{owner}: unknown parameter {name!r}; valid '
                             f'parameters are {", ".join(sorted(constraints))}')
         row = constraints[name]
-        if value is None and None in row:
+        if value is None and any(c is None for c in row):
             continue
         if not any(c is not None and c.accepts(value) for c in row):
             accepted = ' or '.join(str(c) if c is not None else 'None'
                                    for c in row)
-            raise UserError(f'{owner}: {name}={value!r} is invalid; it must '
+            shown = repr(value) if len(repr(value)) < 60 else \
+                type(value).__name__
+            raise UserError(f'{owner}: {name}={shown} is invalid; it must '
                             f'be {accepted}')

@@ -35,6 +35,12 @@ def new_run_dir(work_dir: str, timestamp: str) -> str:
             path, n = f'{base}_{n}', n + 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: str, write) -> str:
     folder = osp.dirname(osp.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_',
@@ -42,6 +48,9 @@ def _atomic(path: str, write) -> str:
     try:
         with os.fdopen(fd, 'wb') as f:
             write(f)
+        # mkstemp makes the file private (0600); give it the mode an
+        # ordinary open() would, so reports and tables can be shared.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -162,7 +171,7 @@ class Run:
         self.path = path
         self.manifest = read_manifest(path)
         self.keys = list(self.manifest['extraction']['keys'])
-        self.table = {name: _typed(values) for name, values in
+        self.table = {name: _typed(name, values) for name, values in
                       read_table(osp.join(path, TABLE)).items()}
 
     def __len__(self) -> int:
@@ -209,7 +218,14 @@ class Run:
         return index
 
 
-def _typed(values: List[str]) -> np.ndarray:
+# Columns that stay text even when every value looks like a number (class
+# names such as '0'..'9', file names such as '17.png' without a folder).
+TEXT_COLUMNS = ('img_path', 'gt_class', 'pred_class')
+
+
+def _typed(name: str, values: List[str]) -> np.ndarray:
+    if name in TEXT_COLUMNS:
+        return np.array(values, dtype=object)
     try:
         return np.array([float(v) if v != '' else np.nan for v in values])
     except ValueError:

@@ -1,4 +1,10 @@
-"""Scatter plots of 2-D or 3-D embeddings, coloured by class."""
+"""Scatter plots of 2-D or 3-D embeddings, coloured by class or by a view.
+
+:func:`plot_embedding` colours by class (the reference's plot);
+:func:`plot_view` colours by ground truth, prediction, correct vs
+misclassified, cluster or loss, and :func:`render_views` draws those views
+of a run directory as ``<key>_<view>.png``.
+"""
 
 import colorsys
 import functools
@@ -207,28 +213,13 @@ def _check_inputs(coords, labels, class_names):
     return coords, labels, classes, names
 
 
-def _draw(fig, coords, labels, class_names, title, legend, point_size):
-    """Draw the scatter (and legend) of the embedding onto ``fig``."""
-    coords, labels, classes, names = _check_inputs(coords, labels, class_names)
-    n_points, dim = coords.shape
-    xyz = _normalise(coords)
+def _scatter_axes(fig, xyz, order, style, title):
+    """Add the 2-D or 3-D axes to ``fig`` and scatter ``xyz`` in ``order``.
 
-    # Colour by rank among the classes present, not by raw id, so a subset
-    # such as ids {3, 7, 9} gets three of the most distinct colours.
-    colors = np.array(class_palette(len(classes)))
-    point_colors = colors[np.searchsorted(classes, labels)]
-
-    # Datasets usually come sorted by class; drawn in that order, the last
-    # classes would cover the first ones wherever they overlap.
-    order = np.random.default_rng(0).permutation(n_points)
-    size = _auto_point_size(n_points) if point_size is None else point_size
-    style = dict(s=size, c=point_colors[order], linewidths=0,
-                 alpha=1.0 if n_points <= 10_000 else 0.6,
-                 # Agg draws one bitmap instead of 100k marker paths, and any
-                 # vector output stays small.
-                 rasterized=True)
-
-    if dim == 3:
+    ``style`` holds the ``scatter`` keywords; per-point ``c`` and ``s``
+    must already be in ``order``.
+    """
+    if xyz.shape[1] == 3:
         ax = fig.add_subplot(projection='3d')
         # Depth shading fades far points, so their colour no longer matches
         # the legend (and tab20's light twins look like faded dark ones).
@@ -250,23 +241,53 @@ def _draw(fig, coords, labels, class_names, title, legend, point_size):
     ax.set_ylim(-_MARGIN, 1 + _MARGIN)
     if title:
         ax.set_title(title)
+    return ax
+
+
+def _draw(fig, coords, labels, class_names, title, legend, point_size):
+    """Draw the scatter (and legend) of the embedding onto ``fig``."""
+    coords, labels, classes, names = _check_inputs(coords, labels, class_names)
+    n_points, dim = coords.shape
+    xyz = _normalise(coords)
+
+    # Colour by rank among the classes present, not by raw id, so a subset
+    # such as ids {3, 7, 9} gets three of the most distinct colours.
+    colors = np.array(class_palette(len(classes)))
+    point_colors = colors[np.searchsorted(classes, labels)]
+
+    # Datasets usually come sorted by class; drawn in that order, the last
+    # classes would cover the first ones wherever they overlap.
+    order = np.random.default_rng(0).permutation(n_points)
+    size = _auto_point_size(n_points) if point_size is None else point_size
+    style = dict(s=size, c=point_colors[order], linewidths=0,
+                 alpha=1.0 if n_points <= 10_000 else 0.6,
+                 # Agg draws one bitmap instead of 100k marker paths, and any
+                 # vector output stays small.
+                 rasterized=True)
+
+    ax = _scatter_axes(fig, xyz, order, style, title)
 
     if legend is None:
         legend = len(classes) <= AUTO_LEGEND_MAX_CLASSES
     if legend:
-        handles = [Line2D([], [], linestyle='none', marker='o', markersize=6,
-                          markeredgewidth=0, markerfacecolor=color, label=name)
-                   for color, name in zip(colors, names)]
-        # 30 rows fit beside the plot; for hundreds of classes columns grow
-        # longer too, so the legend does not become many times wider.
-        rows = max(AUTO_LEGEND_MAX_CLASSES,
-                   math.ceil(2 * math.sqrt(len(names))))
-        ax.legend(handles=handles, loc='upper left',
-                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  ncols=math.ceil(len(names) / rows),
-                  fontsize='small' if len(names) <= 60 else 'x-small',
-                  frameon=False)
+        _add_legend(ax, colors, names)
     return fig
+
+
+def _add_legend(ax, colors, names, title=None):
+    """One round marker per entry, in columns, outside the axes."""
+    handles = [Line2D([], [], linestyle='none', marker='o', markersize=6,
+                      markeredgewidth=0, markerfacecolor=color, label=name)
+               for color, name in zip(colors, names)]
+    # 30 rows fit beside the plot; for hundreds of classes columns grow
+    # longer too, so the legend does not become many times wider.
+    rows = max(AUTO_LEGEND_MAX_CLASSES,
+               math.ceil(2 * math.sqrt(len(names))))
+    ax.legend(handles=handles, loc='upper left', title=title,
+              bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              ncols=max(1, math.ceil(len(names) / rows)),
+              fontsize='small' if len(names) <= 60 else 'x-small',
+              frameon=False)
 
 
 def build_embedding_figure(coords, labels, class_names, title='', legend=None,
@@ -397,3 +418,411 @@ def plot_embedding(coords, labels, class_names, out_path, title='',
     finally:
         plt.close(fig)
     return out_path
+
+
+#######################################################################
+#                     Views: what the colour shows                     #
+#######################################################################
+
+#: Every view: ground truth, prediction, correct vs misclassified, cluster
+#: id, per-sample loss.
+VIEWS = ('label', 'prediction', 'errors', 'cluster', 'loss')
+
+#: Views that need the model's predictions (a run with logits).
+PREDICTION_VIEWS = ('prediction', 'errors', 'loss')
+
+#: Correct samples in the errors view, and HDBSCAN noise in the cluster
+#: view: light enough to recede behind what is highlighted.
+BACKGROUND = (0.78, 0.78, 0.78, 1.0)
+#: Misclassified samples in the errors view (matplotlib's tab:red).
+HIGHLIGHT = tuple(float(v) for v in to_rgba('tab:red'))
+#: Colormap of the loss view: reversed so that high loss is dark and stands
+#: out on the white background, while near-zero loss is a light yellow.
+LOSS_CMAP = 'viridis_r'
+# Background points are drawn at this share of the normal marker area.
+_SMALL = 0.5
+
+_TITLES = {'label': 'ground truth', 'prediction': 'prediction',
+           'errors': 'misclassified', 'cluster': 'cluster',
+           'loss': 'loss'}
+
+
+class ViewStyle:
+    """Per-point colours and sizes of one view, and its legend or colorbar.
+
+    Attributes:
+        colors (np.ndarray): (N, 4) RGBA of each sample, in sample order.
+        sizes (np.ndarray): (N,) marker areas in points^2.
+        order (np.ndarray): Draw order (later points are on top).
+        legend (list[tuple]): ``(name, rgba)`` entries; empty for the loss
+            view.
+        legend_title (str | None): Title of the legend.
+        norm (matplotlib.colors.Normalize | None): Loss view only: the
+            mapping of loss to the colormap, for the colorbar.
+        highlighted (np.ndarray): (N,) bool, the samples the view singles
+            out (misclassified in the errors view; none elsewhere).
+    """
+
+    def __init__(self, colors, sizes, order, legend, legend_title=None,
+                 norm=None, highlighted=None):
+        self.colors = np.asarray(colors, dtype=float)
+        self.sizes = np.asarray(sizes, dtype=float)
+        self.order = np.asarray(order)
+        self.legend = legend
+        self.legend_title = legend_title
+        self.norm = norm
+        self.highlighted = (np.zeros(len(self.colors), bool)
+                            if highlighted is None else highlighted)
+
+
+def _column(table, name, view, hint):
+    if name not in table:
+        raise _user_error(f'the {view} view needs the {name!r} column, '
+                          f'which this run does not have: {hint}')
+    return np.asarray(table[name])
+
+
+def _user_error(message):
+    # Imported here so that plotting alone never needs the CLI's error type.
+    from tsneviz.errors import UserError
+    return UserError(message)
+
+
+_NO_PREDICTIONS = ('the run has no predictions (no classification head or '
+                   'logits), so there is no prediction, errors or loss view')
+
+
+def _label_names(table, class_names):
+    """``{label id: name}`` from ``class_names`` or the table's columns."""
+    if class_names is not None:
+        return lambda y: str(class_names[int(y)])
+    names = {}
+    for label_col, name_col in (('gt_label', 'gt_class'),
+                                ('pred_label', 'pred_class')):
+        if label_col in table and name_col in table:
+            for y, name in zip(table[label_col], table[name_col]):
+                if isinstance(name, (float, np.floating)) and \
+                        float(name).is_integer():
+                    # samples.csv turns all-digit class names into floats.
+                    name = int(name)
+                names.setdefault(int(y), str(name))
+    return lambda y: names.get(int(y), str(int(y)))
+
+
+def _loss_share(loss):
+    """Loss scaled to [0, 1] by the largest loss (NaN counts as 0).
+
+    Linear, so the marker area is proportional to the loss: the few
+    samples that cost the most are the big ones, not half the plot.
+    """
+    loss = np.nan_to_num(np.asarray(loss, dtype=float), nan=0.0)
+    top = loss.max() if len(loss) else 0.0
+    return np.clip(loss / top, 0, 1) if top > 0 else np.zeros_like(loss)
+
+
+def _loss_norm(loss):
+    """Log-scaled norm of the loss colormap.
+
+    Cross-entropy of a trained model spans orders of magnitude (1e-4 for
+    easy samples, several for the confidently wrong ones); on a linear
+    scale all but a handful of points would share the lightest colour.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+    finite = loss[np.isfinite(loss)]
+    positive = finite[finite > 0]
+    if len(positive) == 0 or positive.max() <= positive.min():
+        return Normalize(vmin=0.0, vmax=max(float(finite.max(initial=0)),
+                                            1e-12))
+    return LogNorm(vmin=float(positive.min()), vmax=float(positive.max()),
+                   clip=True)
+
+
+def view_style(table, view, class_names=None, size_by_loss=False,
+               point_size=None):
+    """Colours, sizes and draw order of the points of one view.
+
+    ``label`` and ``prediction`` colour by class (the same colour for a
+    class in both, as in :func:`plot_embedding`); ``errors`` draws correct
+    samples small and grey and misclassified ones large and red on top;
+    ``cluster`` colours by cluster id with HDBSCAN noise (``-1``) small and
+    grey; ``loss`` maps the per-sample loss to a log-scaled colormap with
+    the highest losses on top.
+
+    Args:
+        table (dict): Per-sample columns as in ``samples.csv``
+            (``Run.table``): ``gt_label``; ``pred_label`` and ``loss`` for
+            the prediction views; ``cluster`` for the cluster view.
+        view (str): One of :data:`VIEWS`.
+        class_names (Sequence[str], optional): Name of each label id; None
+            takes them from ``gt_class``/``pred_class``. Defaults to None.
+        size_by_loss (bool): Marker area grows with the loss (the errors
+            view then keeps correct samples small and scales the
+            misclassified ones). Defaults to False.
+        point_size (float, optional): Normal marker area; None picks one
+            from N. Defaults to None.
+
+    Returns:
+        ViewStyle: Per-point colours and sizes and the legend entries.
+
+    Raises:
+        UserError: If the table lacks what the view shows, e.g. the errors
+            view of a run without predictions.
+        ValueError: For an unknown view.
+
+    Examples:
+        >>> style = view_style(dict(gt_label=[0, 1, 1], pred_label=[0, 0, 1],
+        ...                         loss=[0.1, 2.0, 0.2]), 'errors')
+        >>> style.highlighted.tolist()
+        [False, True, False]
+    """
+    if view not in VIEWS:
+        raise ValueError(f'unknown view {view!r}; choose from '
+                         f'{", ".join(VIEWS)}')
+    gt = np.asarray(table['gt_label']).astype(np.int64)
+    n = len(gt)
+    if view in PREDICTION_VIEWS and 'pred_label' not in table:
+        raise _user_error(_NO_PREDICTIONS)
+    base = _auto_point_size(n) if point_size is None else float(point_size)
+    loss = None
+    if size_by_loss or view == 'loss':
+        if 'loss' not in table:
+            raise _user_error('size by loss needs per-sample loss: '
+                              + _NO_PREDICTIONS)
+        loss = np.asarray(table['loss'], dtype=float)
+    share = _loss_share(loss) if size_by_loss else None
+    sizes = (np.full(n, base) if share is None
+             else base * (_SMALL + 3.5 * share))
+    # A fixed shuffle so no group is always on top (see _draw).
+    shuffled = np.random.default_rng(0).permutation(n)
+    name_of = _label_names(table, class_names)
+
+    if view in ('label', 'prediction'):
+        # Colours are ranked over the ground-truth classes present, as in
+        # plot_embedding, so label view, prediction view and feat_<key>.png
+        # agree; a class only ever predicted gets a colour after those.
+        classes = list(np.unique(gt))
+        shown = gt
+        if view == 'prediction':
+            shown = np.asarray(table['pred_label']).astype(np.int64)
+            classes += sorted(set(np.unique(shown)) - set(classes))
+        palette = class_palette(len(classes))
+        rank = {c: i for i, c in enumerate(classes)}
+        colors = np.array([palette[rank[y]] for y in shown])
+        present = [c for c in classes if c in set(shown.tolist())]
+        legend = [(name_of(c), palette[rank[c]]) for c in present]
+        return ViewStyle(colors, sizes, shuffled, legend,
+                         'predicted' if view == 'prediction' else None)
+
+    if view == 'errors':
+        wrong = np.asarray(table['pred_label']).astype(np.int64) != gt
+        colors = np.where(wrong[:, None], HIGHLIGHT, BACKGROUND)
+        if share is None:
+            sizes = np.where(wrong, 2.0 * base, _SMALL * base)
+        else:
+            # Even the least costly error stays bigger than any correct one.
+            sizes = np.where(wrong, base * (1.5 + 3.0 * share),
+                             _SMALL * base)
+        # Correct ones first, then the errors by rising loss: the worst
+        # mistakes end on top.
+        key = (np.nan_to_num(np.asarray(table['loss'], dtype=float),
+                             nan=0.0) if 'loss' in table else np.zeros(n))
+        order = np.concatenate([shuffled[~wrong[shuffled]],
+                                np.flatnonzero(wrong)[
+                                    np.argsort(key[wrong], kind='stable')]])
+        legend = [(f'correct ({int((~wrong).sum())})', BACKGROUND),
+                  (f'misclassified ({int(wrong.sum())})', HIGHLIGHT)]
+        return ViewStyle(colors, sizes, order, legend, highlighted=wrong)
+
+    if view == 'cluster':
+        ids = _column(table, 'cluster', view,
+                      'run tools/cluster.py on it first').astype(np.int64)
+        clusters = [c for c in np.unique(ids) if c != -1]
+        palette = class_palette(len(clusters))
+        rank = {c: i for i, c in enumerate(clusters)}
+        noise = ids == -1
+        colors = np.array([BACKGROUND if c == -1 else palette[rank[c]]
+                           for c in ids])
+        sizes = np.where(noise, _SMALL * base, sizes)
+        order = np.concatenate([shuffled[noise[shuffled]],
+                                shuffled[~noise[shuffled]]])
+        legend = [(str(c), palette[rank[c]]) for c in clusters]
+        if noise.any():
+            legend.append((f'noise ({int(noise.sum())})', BACKGROUND))
+        return ViewStyle(colors, sizes, order, legend, 'cluster')
+
+    # view == 'loss'
+    from matplotlib import colormaps as cmaps
+    norm = _loss_norm(loss)
+    colors = cmaps[LOSS_CMAP](norm(np.nan_to_num(loss, nan=0.0)))
+    order = np.argsort(np.nan_to_num(loss, nan=-np.inf), kind='stable')
+    return ViewStyle(colors, sizes, order, [], norm=norm)
+
+
+def build_view_figure(coords, table, view, title='', class_names=None,
+                      size_by_loss=False, legend=None, point_size=None):
+    """Build the figure that :func:`plot_view` saves, without saving it.
+
+    Arguments are as for :func:`plot_view`.
+
+    Returns:
+        matplotlib.figure.Figure: One axes (3-D for 3-D coords), plus a
+        colorbar axes for the loss view.
+
+    Examples:
+        >>> fig = build_view_figure([[0, 0], [1, 1]], dict(
+        ...     gt_label=[0, 1], pred_label=[0, 0], loss=[.1, 3.]), 'loss')
+        >>> len(fig.axes)
+        2
+    """
+    coords = np.asarray(coords, dtype=float)
+    _check_inputs(coords, np.zeros(len(coords), dtype=np.int64), ['-'])
+    if len(table['gt_label']) != len(coords):
+        raise ValueError(f'the table has {len(table["gt_label"])} rows for '
+                         f'{len(coords)} points')
+    style = view_style(table, view, class_names, size_by_loss, point_size)
+    fig = Figure(figsize=(8, 8))
+    FigureCanvasAgg(fig)
+    order = style.order
+    ax = _scatter_axes(fig, _normalise(coords), order,
+                       dict(s=style.sizes[order], c=style.colors[order],
+                            linewidths=0,
+                            alpha=1.0 if len(coords) <= 10_000 else 0.6,
+                            rasterized=True), title)
+    if style.norm is not None:
+        from matplotlib.cm import ScalarMappable
+        fig.colorbar(ScalarMappable(norm=style.norm, cmap=LOSS_CMAP), ax=ax,
+                     shrink=0.7, pad=0.02,
+                     label='loss' + (' (log scale)' if type(
+                         style.norm).__name__ == 'LogNorm' else ''))
+    if legend is None:
+        legend = 0 < len(style.legend) <= AUTO_LEGEND_MAX_CLASSES + 1
+    if legend and style.legend:
+        names, colors = zip(*style.legend)
+        _add_legend(ax, colors, names, style.legend_title)
+    return fig
+
+
+def plot_view(coords, table, view, out_path, title='', class_names=None,
+              size_by_loss=False, legend=None, point_size=None):
+    """Scatter-plot an embedding coloured by one view and save a PNG.
+
+    Views (:data:`VIEWS`): ``label`` (ground truth), ``prediction``,
+    ``errors`` (correct small and grey, misclassified large and red),
+    ``cluster`` (id from the ``cluster`` column, noise grey) and ``loss``
+    (log-scaled colormap with a colorbar). The PNG is written atomically,
+    like :func:`plot_embedding`.
+
+    Args:
+        coords (array-like): Embedding, shape (N, 2) or (N, 3).
+        table (dict): Per-sample columns, N rows (see :func:`view_style`).
+        view (str): One of :data:`VIEWS`.
+        out_path (str | os.PathLike): PNG to write; must end in ``.png``.
+        title (str): Axes title. Defaults to ''.
+        class_names (Sequence[str], optional): Name of each label id; None
+            takes them from the table. Defaults to None.
+        size_by_loss (bool): Marker area follows the loss. Defaults to
+            False.
+        legend (bool | None): None shows it for at most 30 entries.
+            Defaults to None.
+        point_size (float | None): Normal marker area; None picks one from
+            N. Defaults to None.
+
+    Returns:
+        str: ``out_path`` as a string.
+
+    Raises:
+        UserError: If the table lacks what the view shows (e.g. errors of a
+            run without predictions).
+        ValueError: On malformed coords, an unknown view or a bad path.
+
+    Examples:
+        >>> run = Run('work_dirs/digits/tsne_20261123_144017')
+        >>> plot_view(run.coords(), run.table, 'errors', '/tmp/errors.png',
+        ...           size_by_loss=True)
+        '/tmp/errors.png'
+    """
+    out_path = os.fspath(out_path)
+    if not out_path.lower().endswith('.png'):
+        raise ValueError(f'out_path must end in .png, got {out_path!r}')
+    _save_png_atomic(build_view_figure(coords, table, view, title,
+                                       class_names, size_by_loss, legend,
+                                       point_size), out_path)
+    return out_path
+
+
+def default_views(has_predictions):
+    """The views :func:`render_views` draws when none are asked for.
+
+    Ground truth, plus what the model gets wrong when the run has
+    predictions.
+    """
+    return ('label', 'errors') if has_predictions else ('label',)
+
+
+def render_views(run_dir, views=None, key=None, size_by_loss=None,
+                 legend=None):
+    """Draw views of a run as ``<key>_<view>.png`` and list them in run.json.
+
+    Args:
+        run_dir (str): A complete run directory.
+        views (Sequence[str], optional): Views to draw (:data:`VIEWS`).
+            None draws ``label`` and, for a run with predictions,
+            ``errors``; a run without them gets the label view only and a
+            warning says why. Defaults to None.
+        key (str, optional): Feature key whose embedding to draw; None takes
+            the run's first. Defaults to None.
+        size_by_loss (bool | None): Marker area follows the loss; None does
+            so for the errors view only. Defaults to None.
+        legend (bool | None): As in :func:`plot_view`. Defaults to None.
+
+    Returns:
+        list[str]: Paths of the PNGs written.
+
+    Raises:
+        UserError: For an unknown view or key, or a prediction view asked
+            of a run without predictions.
+
+    Examples:
+        >>> render_views('work_dirs/digits/tsne_20261123_144017',
+        ...              views=('errors', 'loss'))
+        ['.../feat_3_errors.png', '.../feat_3_loss.png']
+    """
+    from tsneviz import rundir
+    run = rundir.Run(run_dir)
+    key = run.key(key)
+    if views is None:
+        views = default_views(run.has_predictions)
+        if not run.has_predictions:
+            from mmengine.logging import MMLogger
+            MMLogger.get_current_instance().warning(
+                'render_views: %s; drawing the label view only',
+                _NO_PREDICTIONS)
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise _user_error(f'unknown view {unknown[0]!r}; choose from '
+                          f'{", ".join(VIEWS)}')
+    if not run.has_predictions and any(v in PREDICTION_VIEWS for v in views):
+        raise _user_error(f'{run_dir}: {_NO_PREDICTIONS}')
+    coords = run.coords(key)
+    written = []
+    for view in views:
+        by_loss = (view == 'errors') if size_by_loss is None \
+            else size_by_loss
+        title = f'{key} · {_TITLES[view]}'
+        if view == 'errors':
+            n_wrong = int((run.table['pred_label'] !=
+                           run.table['gt_label']).sum())
+            title += f': {n_wrong} of {len(coords)}'
+        if view == 'cluster' and 'clusters' in run.manifest:
+            info = run.manifest['clusters']
+            title += f' ({info.get("method")} on the {info.get("on")})'
+        if by_loss:
+            title += ' · size: loss'
+        written.append(plot_view(
+            coords, run.table, view,
+            os.path.join(run_dir, f'{key}_{view}.png'), title=title,
+            class_names=run.classes, size_by_loss=by_loss, legend=legend))
+    # run.json last: it lists the new files once they all exist.
+    rundir.update_manifest(run_dir, outputs=[os.path.basename(p)
+                                             for p in written])
+    return written

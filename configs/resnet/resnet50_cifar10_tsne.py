@@ -20,5 +20,4 @@ tsne = dict(
     backend='opentsne',
     n_components=2,
     perplexity=30.0,
-    early_exaggeration=12.0,
-    n_iter_without_progress=300)
+    early_exaggeration=12.0)

@@ -1,0 +1,458 @@
+"""Nearest neighbours in feature space: stored per run, queried later.
+
+:func:`compute_neighbors` stores the ``k`` nearest neighbours of every
+sample of a run directory in ``neighbors_<key>.npz``; :func:`query` returns
+the neighbours of one sample of the run, or of a new image passed through
+the run's model, stage and pooling; :func:`save_neighbor_grid` draws a query
+and its neighbours as an image grid (``tools/neighbors.py``).
+
+Neighbours are what makes a mistake legible: a misclassified image whose
+neighbours all carry another label is usually mislabelled or ambiguous; one
+whose neighbours agree with its label is a model error.
+
+``neighbors_<key>.npz`` holds:
+
+- ``indices``: int32 (N, k), sample POSITIONS (rows of ``samples.csv``,
+  not dataset indices), nearest first, the sample itself excluded;
+- ``distances``: float32 (N, k), in the same order;
+- ``metric``: ``'cosine'`` (1 - cosine similarity) or ``'euclidean'``.
+"""
+import math
+import os.path as osp
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from tsneviz.errors import UserError
+from tsneviz.rundir import Run, _atomic, update_manifest
+
+__all__ = ['METRICS', 'compute_neighbors', 'load_neighbors', 'query',
+           'describe_sample', 'embed_image', 'save_neighbor_grid']
+
+METRICS = ('cosine', 'euclidean')
+# Rows per kneighbors call: bounds the (chunk, N) distance block in memory
+# and gives the progress bar something to count.
+_CHUNK = 2048
+
+
+def _check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise UserError(f'unknown metric {metric!r}; choose one of '
+                        f'{", ".join(METRICS)}')
+    return metric
+
+
+def _check_k(k: int, n: int) -> int:
+    if int(k) != k or k < 1:
+        raise UserError(f'k must be a positive integer, got {k}')
+    if k > n - 1:
+        raise UserError(f'k {k} is larger than the {n - 1} other samples '
+                        'of the run; pass a smaller k')
+    return int(k)
+
+
+def _as_run(run_dir: Union[str, Run]) -> Run:
+    return run_dir if isinstance(run_dir, Run) else Run(run_dir)
+
+
+def _fit(features: np.ndarray, metric: str):
+    from sklearn.neighbors import NearestNeighbors
+
+    # Brute force is exact for both metrics and what scikit-learn picks for
+    # cosine anyway; features are a few hundred dimensions, where trees
+    # do not help.
+    return NearestNeighbors(metric=metric, algorithm='brute').fit(features)
+
+
+def _without_self(indices: np.ndarray, distances: np.ndarray,
+                  rows: np.ndarray, k: int):
+    """Drop each row's own position from k+1 neighbours, keep k.
+
+    With exact duplicates the sample itself need not come first (ties), so
+    it is removed wherever it is, and the last column where it is absent.
+    """
+    is_self = indices == rows[:, None]
+    keep = ~is_self
+    missing = ~is_self.any(axis=1)
+    keep[missing, -1] = False
+    return (indices[keep].reshape(len(rows), k),
+            distances[keep].reshape(len(rows), k))
+
+
+def compute_neighbors(run_dir: str, k: int = 20, metric: str = 'cosine',
+                      key: Optional[str] = None,
+                      show_progress: bool = True) -> str:
+    """Store the k nearest neighbours of every sample of a run.
+
+    Writes ``neighbors_<key>.npz`` (see the module docstring) and then adds
+    a ``neighbors`` section to ``run.json``: per key the file, ``k``, the
+    metric and ``same_class_rate`` (share of neighbours with the sample's
+    ground-truth class, a quick separation figure).
+
+    Args:
+        run_dir (str): A complete run directory.
+        k (int): Neighbours per sample, the sample itself excluded.
+            Defaults to 20.
+        metric (str): ``'cosine'`` (1 - cosine similarity) or
+            ``'euclidean'``. Defaults to ``'cosine'``.
+        key (str, optional): Feature key; default the run's first.
+        show_progress (bool): Draw a progress bar. Defaults to True.
+
+    Returns:
+        str: Path of the ``.npz`` file.
+
+    Examples:
+        >>> path = compute_neighbors(run_dir, k=10)
+        >>> np.load(path)['indices'].shape
+        (300, 10)
+    """
+    from tsneviz.progress import progress_bar
+
+    run = Run(run_dir)
+    key = run.key(key)
+    _check_metric(metric)
+    features = run.features(key)
+    n = len(features)
+    k = _check_k(k, n)
+    nn = _fit(features, metric)
+    indices = np.empty((n, k), np.int32)
+    distances = np.empty((n, k), np.float32)
+    with progress_bar(f'Neighbours {key}', n, show_progress) as bar:
+        for start in range(0, n, _CHUNK):
+            rows = np.arange(start, min(start + _CHUNK, n))
+            dist, idx = nn.kneighbors(features[rows], n_neighbors=k + 1)
+            idx, dist = _without_self(idx, dist, rows, k)
+            indices[rows] = idx
+            # float rounding can give -1e-8 for identical vectors
+            distances[rows] = np.maximum(dist, 0)
+            bar(advance=len(rows))
+
+    name = f'neighbors_{key}.npz'
+    path = osp.join(run_dir, name)
+    _atomic(path, lambda f: np.savez(f, indices=indices,
+                                     distances=distances,
+                                     metric=np.array(metric)))
+    labels = run.labels
+    same = float((labels[indices] == labels[:, None]).mean())
+    section = dict(run.manifest.get('neighbors') or {})
+    section[key] = dict(file=name, k=k, metric=metric,
+                        same_class_rate=round(same, 6))
+    update_manifest(run_dir, {'neighbors': section}, [name])
+    return path
+
+
+def load_neighbors(run_dir: str, key: Optional[str] = None
+                   ) -> Optional[dict]:
+    """Stored neighbours of a key, or None when none were computed.
+
+    Returns:
+        dict | None: ``indices``, ``distances`` and ``metric``.
+    """
+    run = _as_run(run_dir)
+    path = osp.join(run.path, f'neighbors_{run.key(key)}.npz')
+    if not osp.isfile(path):
+        return None
+    with np.load(path) as data:
+        return dict(indices=data['indices'], distances=data['distances'],
+                    metric=str(data['metric']))
+
+
+def _cell(value) -> Optional[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def describe_sample(run_dir: Union[str, Run], position: int,
+                    distance: Optional[float] = None) -> dict:
+    """One sample of a run as the dicts :func:`query` returns.
+
+    Args:
+        run_dir (str | Run): The run.
+        position (int): Row of ``samples.csv`` (0..N-1).
+        distance (float, optional): Distance to record. Defaults to None.
+
+    Returns:
+        dict: ``position``, ``index`` (dataset index), ``img_path``,
+        ``gt_label``, ``gt_class``, ``pred_label``, ``pred_class`` (None
+        without predictions) and ``distance``.
+    """
+    run = _as_run(run_dir)
+    table = run.table
+
+    def get(column):
+        values = table.get(column)
+        return None if values is None else _cell(values[position])
+
+    def name(label, column):
+        # samples.csv reads numeric class names ('007') back as numbers:
+        # take the name from the manifest's class list where there is one
+        classes = run.classes
+        if label is not None and classes and 0 <= label < len(classes):
+            return str(classes[label])
+        return get(column)
+
+    gt = int(run.labels[position])
+    pred = get('pred_label')
+    pred = None if pred is None else int(pred)
+    return dict(position=int(position),
+                index=int(float(table['index'][position])),
+                img_path=str(table['img_path'][position]),
+                gt_label=gt, gt_class=name(gt, 'gt_class'),
+                pred_label=pred, pred_class=name(pred, 'pred_class'),
+                distance=None if distance is None else float(distance))
+
+
+def _pipeline(cfg):
+    """The test pipeline the run's samples went through."""
+    loader = cfg.get('test_dataloader', None) or {}
+    pipeline = (loader.get('dataset', None) or {}).get('pipeline', None)
+    if pipeline is None:
+        pipeline = cfg.get('test_pipeline', None)
+    if pipeline is None:
+        raise UserError('the run\'s config.py has no test_dataloader.dataset'
+                        '.pipeline nor test_pipeline; cannot prepare a new '
+                        'image the way the run\'s samples were')
+    return pipeline
+
+
+def _run_checkpoint(run: Run) -> Optional[str]:
+    """The run's checkpoint, checked against the recorded hash."""
+    from tsneviz.checkpoint import file_sha256
+
+    info = run.manifest.get('checkpoint') or {}
+    path = info.get('path')
+    if path is None:
+        return None
+    if not osp.isfile(path):
+        raise UserError(f'the run\'s checkpoint is not found: {path} (a '
+                        'relative path is relative to the folder the run '
+                        'was started from; run from there)')
+    if info.get('sha256') and file_sha256(path) != info['sha256']:
+        raise UserError(f'the checkpoint {path} changed since the run (its '
+                        'sha256 differs from run.json), so a new image '
+                        'would not be comparable with the run\'s features')
+    return path
+
+
+def embed_image(run_dir: Union[str, Run], image: str,
+                key: Optional[str] = None, device: str = 'cpu') -> np.ndarray:
+    """Features of a new image, made the way the run made its features.
+
+    The model is built from the run's resolved ``config.py`` and the
+    checkpoint of ``run.json`` (loaded safely unless the run recorded
+    ``trusted``; checked against its sha256); the image goes through the
+    config's test pipeline and is read at the recorded stage with the
+    recorded token pooling.
+
+    Args:
+        run_dir (str | Run): The run.
+        image (str): Image file.
+        key (str, optional): Feature key; default the run's first.
+        device (str): Torch device. Defaults to ``'cpu'``.
+
+    Returns:
+        np.ndarray: (C,) float32 features.
+
+    Examples:
+        >>> embed_image(run_dir, 'data/digits/val/3/1000.png').shape
+        (128,)
+    """
+    from mmcv.transforms import Compose
+    from mmengine.dataset import default_collate
+    from mmengine.registry import DefaultScope
+
+    from tsneviz.apis import build_model
+    from tsneviz.config import load_config
+    from tsneviz.extraction import extract
+
+    run = _as_run(run_dir)
+    key = run.key(key)
+    if not osp.isfile(image):
+        raise UserError(f'image not found: {image}')
+    cfg = load_config(osp.join(run.path, 'config.py'))
+    extraction = run.manifest['extraction']
+    checkpoint = _run_checkpoint(run)
+    trusted = bool((run.manifest.get('checkpoint') or {}).get('trusted',
+                                                              False))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(_pipeline(cfg))
+        try:
+            packed = pipeline(dict(img_path=image))
+        except Exception as err:
+            reason = str(err).strip().splitlines()
+            reason = reason[-1] if reason else type(err).__name__
+            raise UserError(f'cannot read image {image}: {reason}') from None
+    if packed is None:
+        raise UserError(f'cannot read image {image}: the test pipeline '
+                        'dropped it')
+    model, _ = build_model(cfg, checkpoint, device, trust_checkpoint=trusted,
+                           seed=int(run.manifest.get('seed', 0)))
+    batch = default_collate([packed])
+    result = extract(model, [batch], extraction['stage'],
+                     extraction.get('token_pool', 'mean'))
+    if key not in result.features:
+        raise UserError(f'the model gave {", ".join(result.features)}, not '
+                        f'{key}; the run\'s config or model changed')
+    features = result.features[key][0]
+    expected = run.features(key).shape[1]
+    if features.shape[0] != expected:
+        raise UserError(f'the new image has {features.shape[0]} features '
+                        f'where the run has {expected}; the run\'s config '
+                        'or model changed')
+    return features
+
+
+def query(run_dir: str, index: Optional[int] = None,
+          image: Optional[str] = None, k: int = 9, key: Optional[str] = None,
+          metric: Optional[str] = None, device: str = 'cpu') -> List[dict]:
+    """Nearest samples of a run to one of its samples or to a new image.
+
+    Give exactly one of ``index`` or ``image``. For a sample of the run its
+    stored neighbours (:func:`compute_neighbors`) are used when they have
+    the metric and at least ``k`` columns; otherwise they are computed. A
+    new image goes through the run's model (see :func:`embed_image`) and is
+    compared with all samples of the run; an image that is in the run comes
+    back first at distance ~0.
+
+    Args:
+        run_dir (str): A complete run directory.
+        index (int, optional): Sample POSITION in the run (row of
+            ``samples.csv``, 0..N-1); the sample itself is not returned.
+        image (str, optional): Path of an image file.
+        k (int): Neighbours to return. Defaults to 9.
+        key (str, optional): Feature key; default the run's first.
+        metric (str, optional): ``'cosine'`` or ``'euclidean'``; default
+            the stored neighbours' metric, else ``'cosine'``.
+        device (str): Torch device for a new image. Defaults to ``'cpu'``.
+
+    Returns:
+        list[dict]: Nearest first, each as :func:`describe_sample` gives:
+        ``position``, ``index`` (dataset index), ``img_path``, ``gt_label``,
+        ``gt_class``, ``pred_label``, ``pred_class``, ``distance``.
+
+    Examples:
+        >>> [n['gt_class'] for n in query(run_dir, index=0, k=3)]
+        ['0', '0', '0']
+        >>> query(run_dir, image='new.png', k=1)[0]['distance']
+        0.021
+    """
+    if (index is None) == (image is None):
+        raise UserError('give exactly one of index or image')
+    run = Run(run_dir)
+    key = run.key(key)
+    n = len(run)
+    stored = load_neighbors(run, key)
+    if metric is None:
+        metric = stored['metric'] if stored is not None else 'cosine'
+    _check_metric(metric)
+
+    if index is not None:
+        position = run.check_index(int(index))
+        k = _check_k(k, n)
+        if stored is not None and stored['metric'] == metric and \
+                stored['indices'].shape[1] >= k:
+            idx = stored['indices'][position, :k]
+            dist = stored['distances'][position, :k]
+        else:
+            features = run.features(key)
+            dist, idx = _fit(features, metric).kneighbors(
+                features[[position]], n_neighbors=k + 1)
+            idx, dist = _without_self(idx, dist, np.array([position]), k)
+            idx, dist = idx[0], dist[0]
+    else:
+        # a new image is not one of the samples: all n can be neighbours
+        k = _check_k(k, n + 1)
+        vector = embed_image(run, image, key, device)
+        dist, idx = _fit(run.features(key), metric).kneighbors(
+            vector[None], n_neighbors=k)
+        idx, dist = idx[0], dist[0]
+    return [describe_sample(run, int(i), max(float(d), 0.0))
+            for i, d in zip(idx, dist)]
+
+
+def _load_tile(path: str):
+    from PIL import Image
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert('RGB'))
+    except (OSError, ValueError):
+        return None  # moved or unreadable: drawn as an empty tile
+
+
+def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
+                       out: str, title: Optional[str] = None) -> str:
+    """Draw a query and its neighbours as an image grid (PNG).
+
+    About n x n tiles: the query first, framed in blue and titled
+    ``QUERY``, then the neighbours nearest first, each titled with its
+    label, the model's prediction and its distance; a neighbour the model
+    gets wrong has a red title.
+
+    Args:
+        query_item (dict): ``img_path`` and optionally ``gt_class`` and
+            ``pred_class`` of the query (e.g. :func:`describe_sample`).
+        neighbors (Sequence[dict]): What :func:`query` returned.
+        out (str): PNG path, written atomically.
+        title (str, optional): Figure title. Defaults to None.
+
+    Returns:
+        str: ``out``.
+
+    Examples:
+        >>> save_neighbor_grid(describe_sample(run_dir, 5),
+        ...                    query(run_dir, index=5), 'grid.png')
+        'grid.png'
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    items = [query_item] + list(neighbors)
+    cols = math.ceil(math.sqrt(len(items)))
+    rows = math.ceil(len(items) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_axis_off()
+    for i, (ax, item) in enumerate(zip(axes.flat, items)):
+        ax.set_axis_on()
+        tile = _load_tile(item['img_path'])
+        if tile is not None:
+            ax.imshow(tile, interpolation='nearest')
+        else:
+            ax.text(0.5, 0.5, 'image\nmissing', ha='center', va='center',
+                    transform=ax.transAxes)
+        gt, pred = item.get('gt_class'), item.get('pred_class')
+        lines = []
+        if gt is not None:
+            lines.append(f'label {gt}' + ('' if pred is None
+                                          else f' · pred {pred}'))
+        elif pred is not None:
+            lines.append(f'pred {pred}')
+        wrong = gt is not None and pred is not None and gt != pred
+        if item.get('index') is not None:
+            lines.insert(0, f'#{item["index"]}')
+        if i == 0:
+            lines.insert(0, 'QUERY')
+            color = 'tab:blue'
+        else:
+            lines.append(f'd = {item["distance"]:.4g}')
+            color = 'tab:red' if wrong else 'black'
+        ax.set_title('\n'.join(lines), fontsize=8,
+                     color='tab:red' if wrong else 'black')
+        for spine in ax.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(3 if i == 0 else (2 if wrong else 0.5))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    try:
+        _atomic(out, lambda f: fig.savefig(f, format='png', dpi=100))
+    finally:
+        plt.close(fig)
+    return out

@@ -30,7 +30,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='t-SNE visualization of the features of an mmpretrain '
         'model (a superset of mmpretrain\'s vis_tsne.py).')
-    parser.add_argument('config', help='tsne config file path')
+    parser.add_argument('config', nargs='?',
+                        help='tsne config file path (not with --features)')
     parser.add_argument('--checkpoint', default=None, help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
@@ -113,6 +114,31 @@ def parse_args(argv=None):
     tsne.add_argument('--n-jobs', type=int,
                       help='Threads for t-SNE (-1: all cores). Defaults to -1')
 
+    layout = parser.add_argument_group('other layouts and analysis')
+    layout.add_argument(
+        '--method', choices=['tsne', 'umap', 'pca'], default='tsne',
+        help='Layout: t-SNE (default), UMAP (needs umap-learn) or PCA')
+    layout.add_argument('--n-neighbors', type=int,
+                        help='UMAP neighbourhood size. Defaults to 15')
+    layout.add_argument('--min-dist', type=float,
+                        help='UMAP minimum distance. Defaults to 0.1')
+    layout.add_argument(
+        '--analysis', nargs='*', metavar='STEP',
+        help='Steps after the layout: views, neighbors, clusters, report, '
+        'explorer (default: all; give none to skip them all)')
+    layout.add_argument(
+        '--features', metavar='FEATS.npy',
+        help='Lay out a plain (N, C) feature matrix instead of a model\'s '
+        'features; CONFIG and --checkpoint are then not used')
+    layout.add_argument(
+        '--labels', metavar='FILE',
+        help='With --features: labels, one per row (.npy, or a text file '
+        'of class ids or class names, one per line)')
+    layout.add_argument(
+        '--images', metavar='LIST_OR_DIR',
+        help='With --features: the image of each row, as a text file of '
+        'paths (one per line) or a folder (its images in sorted order)')
+
     extra = parser.add_argument_group('sampling and extraction')
     extra.add_argument('--seed', type=int,
                        help='Seed of sampling and t-SNE. Defaults to 0')
@@ -145,7 +171,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from tsneviz.apis import run_vis_tsne
+    from tsneviz.apis import run_features, run_vis_tsne
+    from tsneviz.errors import UserError
 
     tsne = dict(n_components=args.n_components, perplexity=args.perplexity,
                 early_exaggeration=args.early_exaggeration,
@@ -153,17 +180,32 @@ def main(argv=None):
                 n_iter_without_progress=args.n_iter_without_progress,
                 init=args.init, backend=args.backend, metric=args.metric,
                 pca_dims=args.pca_dims, n_jobs=args.n_jobs)
+    layout = dict(tsne, n_neighbors=args.n_neighbors,
+                  min_dist=args.min_dist)
+    argv_used = [sys.argv[0]] + list(argv if argv is not None
+                                     else sys.argv[1:])
+    if args.features is not None:
+        run_dir = run_features(
+            args.features, labels=args.labels, images=args.images,
+            work_dir=args.work_dir, method=args.method, tsne=layout,
+            seed=args.seed, legend=args.legend, show=args.show,
+            analysis=args.analysis, argv=argv_used)
+        print(run_dir)
+        return
+    if args.config is None:
+        raise UserError('pass a CONFIG (an mmpretrain config file), or '
+                        '--features FEATS.npy for a plain feature matrix')
     run_dir = run_vis_tsne(
         args.config, args.checkpoint, work_dir=args.work_dir,
         test_cfg=args.test_cfg, vis_stage=args.vis_stage,
         class_idx=args.class_idx, max_num_class=args.max_num_class,
         max_num_samples=args.max_num_samples, cfg_options=args.cfg_options,
-        device=args.device, legend=args.legend, show=args.show, tsne=tsne,
+        device=args.device, legend=args.legend, show=args.show, tsne=layout,
         seed=args.seed, sampling=args.sampling, batch_size=args.batch_size,
         num_workers=args.num_workers, launcher=args.launcher,
         token_pool=args.token_pool, trust_checkpoint=args.trust_checkpoint,
-        use_cache=not args.no_cache,
-        argv=[sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
+        use_cache=not args.no_cache, method=args.method,
+        analysis=args.analysis, argv=argv_used)
     if run_dir is not None:
         print(run_dir)
 

@@ -23,17 +23,17 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from tsneviz import __version__
-from tsneviz.config import (dataloader_config, load_config, resolve_work_dir,
-                            tsne_settings)
+from tsneviz.config import (dataloader_config, layout_settings, load_config,
+                            resolve_work_dir)
 from tsneviz.data import (UnreadableSampleError, build_dataset, build_loader,
                           dataset_classes, dataset_labels, image_paths,
                           resolve_class_idx, sample_per_class)
 from tsneviz.errors import UserError
-from tsneviz.reduction import BaseTSNE, build_tsne
+from tsneviz.reduction import BaseReducer, build_reducer
 
 __all__ = [
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
-    'fit_tsne', 'run_vis_tsne'
+    'fit_tsne', 'run_vis_tsne', 'run_features', 'analyze_run'
 ]
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
@@ -212,13 +212,15 @@ def extract_features(model, dataloader, stage: Optional[str] = None,
                 'the one asked for)') from None
 
 
-def fit_tsne(features: np.ndarray, reducer: BaseTSNE, description: str = '',
+def fit_tsne(features: np.ndarray, reducer: BaseReducer,
+             description: str = '',
              show_progress: bool = True) -> np.ndarray:
     """Run a t-SNE reducer with a progress bar.
 
     Args:
         features (np.ndarray): (N, C) features.
-        reducer (BaseTSNE): From :func:`tsneviz.reduction.build_tsne`.
+        reducer (BaseReducer): From :func:`tsneviz.reduction.build_reducer`
+            (t-SNE, UMAP or PCA).
         description (str): Bar label. Defaults to ''.
         show_progress (bool): Draw a bar. Defaults to True.
 
@@ -226,11 +228,11 @@ def fit_tsne(features: np.ndarray, reducer: BaseTSNE, description: str = '',
         np.ndarray: (N, n_components) coordinates.
 
     Examples:
-        >>> coords = fit_tsne(feats, build_tsne('opentsne', perplexity=30.))
+        >>> coords = fit_tsne(feats, build_reducer('tsne', perplexity=30.))
     """
     from tsneviz.progress import progress_bar
 
-    total = reducer.params['n_iter']
+    total = reducer.params.get('n_iter', 1)
     with progress_bar(description or 't-SNE', total, show_progress) as bar:
 
         def report(done, _total, kl):
@@ -243,6 +245,11 @@ def fit_tsne(features: np.ndarray, reducer: BaseTSNE, description: str = '',
 def _hash_json(obj) -> str:
     return hashlib.sha256(
         json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def print_warning(message: str) -> None:
+    """A one-line warning on stderr, before any logger exists."""
+    print(f'warning: {message}', file=sys.stderr)
 
 
 def _versions() -> Dict[str, str]:
@@ -287,12 +294,15 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
                  num_workers: Optional[int] = None, launcher: str = 'none',
                  token_pool: str = 'mean', trust_checkpoint: bool = False,
                  use_cache: bool = True, show_progress: bool = True,
+                 method: str = 'tsne', analysis: Sequence[str] = None,
                  argv: Optional[List[str]] = None) -> Optional[str]:
     """Run extraction, t-SNE, metrics and plots; return the run directory.
 
-    Arguments mirror ``tools/vis_tsne.py``; ``tsne`` holds the t-SNE flags
-    (``None`` values mean "not given", so the config's ``tsne`` block and
-    then the backend defaults apply).
+    Arguments mirror ``tools/vis_tsne.py``; ``tsne`` holds the layout flags
+    (``None`` values mean "not given", so the config's ``tsne`` (or
+    ``umap``, ``pca``) block and then the defaults apply). ``method`` picks
+    the layout; ``analysis`` the steps of :func:`analyze_run` that follow
+    (default all, ``()`` none).
 
     Returns:
         str | None: The run directory on rank 0, None on other ranks.
@@ -320,11 +330,13 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise UserError(f'checkpoint not found: {checkpoint}; pass an '
                         'existing file to --checkpoint')
-    settings = tsne_settings(cfg, dict(tsne or {}))
-    backend = settings.pop('backend', 'opentsne')
+    settings, ignored = layout_settings(cfg, method, dict(tsne or {}))
+    for name in ignored:
+        print_warning(f'--{name.replace("_", "-")} does not apply to '
+                      f'--method {method}; ignored')
     seed = seed if seed is not None else settings.get('seed', 0)
     settings['seed'] = seed
-    reducer = build_tsne(backend, **settings)
+    reducer = build_reducer(method, **settings)
     loader_cfg = dataloader_config(cfg, test_cfg, cfg_options)
     device = _resolve_device(device)
 
@@ -356,7 +368,7 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
             log_file=osp.join(run_dir, 'tsne.log') if run_dir else None,
             log_level=cfg.get('log_level', 'INFO'))
         result = _run(cfg, config, checkpoint, sample, loader_cfg, reducer,
-                      backend, run_dir, logger, timings, lap, t,
+                      run_dir, logger, timings, lap, t,
                       dict(vis_stage=vis_stage, token_pool=token_pool,
                            test_cfg=test_cfg,
                            device=device, batch_size=batch_size,
@@ -365,6 +377,9 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
                            use_cache=use_cache, seed=seed,
                            sampling=sampling, launcher=launcher,
                            show_progress=show_progress and is_main,
+                           method=method,
+                           analysis=ANALYSES if analysis is None
+                           else tuple(analysis),
                            argv=argv, started=started,
                            max_num_samples=max_num_samples))
         return result
@@ -377,14 +392,12 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
         raise
 
 
-def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
-         run_dir, logger, timings, lap, t, opts) -> Optional[str]:
+def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
+         logger, timings, lap, t, opts) -> Optional[str]:
     from mmengine import dist
 
     from tsneviz import rundir
-    from tsneviz.extraction import gather_rows, prediction_columns
-    from tsneviz.metrics import separation_metrics
-    from tsneviz.visualization import plot_embedding
+    from tsneviz.extraction import gather_rows
 
     is_main = dist.get_rank() == 0
     if is_main:
@@ -444,6 +457,52 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
         features = gathered
     if not is_main:
         return None
+    manifest = dict(
+        config=osp.abspath(config),
+        test_cfg=opts['test_cfg'] and osp.abspath(opts['test_cfg']),
+        work_dir=osp.abspath(cfg.work_dir),
+        checkpoint=ckpt_info,
+        sampling=dict(mode=opts['sampling'], class_idx=sample.class_idx,
+                      max_num_samples=opts['max_num_samples']),
+        data_root=loader_cfg['dataset'].get('data_root', None),
+        # where img_path values start: annotation files are relative to it
+        data_prefix=_image_prefix(sample.dataset),
+        extraction=dict(stage=stage, requested_stage=opts['vis_stage'],
+                        token_pool=opts['token_pool'],
+                        device=opts['device'],
+                        world_size=_world_size(),
+                        taps=taps, feature_key=feature_key,
+                        cached_from=cached_from and osp.abspath(cached_from)))
+    return _write_run(
+        run_dir, features=features, logits=logits, indices=sample.indices,
+        img_paths=image_paths(sample.dataset, sample.indices),
+        labels=sample.labels, classes=sample.classes, reducer=reducer,
+        stage=stage, manifest=manifest, timings=timings, lap=lap, t=t,
+        logger=logger, opts=opts)
+
+
+def _class_names(classes: Optional[List[str]], labels: np.ndarray
+                 ) -> List[str]:
+    if classes:
+        return list(classes)
+    return [str(i) for i in range(int(labels.max(initial=0)) + 1)]
+
+
+def _write_run(run_dir, *, features, logits, indices, img_paths, labels,
+               classes, reducer, stage, manifest, timings, lap, t, logger,
+               opts) -> str:
+    """Everything after extraction: arrays, layouts, metrics, plots, table,
+    and ``run.json`` last; then the analysis that reads the run back."""
+    from tsneviz import rundir
+    from tsneviz.extraction import prediction_columns
+    from tsneviz.metrics import separation_metrics
+    from tsneviz.visualization import plot_embedding
+
+    n = len(indices)
+    names = _class_names(classes, labels)
+
+    def class_name(label):
+        return names[label] if 0 <= label < len(names) else str(label)
 
     outputs: List[str] = []
     for key, feats in features.items():
@@ -456,87 +515,231 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, backend,
         outputs.append(osp.basename(
             rundir.write_array(osp.join(run_dir, 'logits.npy'), logits)))
 
-    columns = dict(
-        index=sample.indices, img_path=image_paths(sample.dataset,
-                                                   sample.indices),
-        gt_label=sample.labels,
-        gt_class=[sample.class_name(int(y)) for y in sample.labels])
+    columns = dict(index=indices, img_path=img_paths, gt_label=labels,
+                   gt_class=[class_name(int(y)) for y in labels])
     if logits is not None:
-        preds = prediction_columns(logits, sample.labels)
+        preds = prediction_columns(logits, labels)
         columns['pred_label'] = preds['pred_label']
-        columns['pred_class'] = [sample.class_name(int(y))
+        columns['pred_class'] = [class_name(int(y))
                                  for y in preds['pred_label']]
         for name in ('score', 'entropy', 'loss'):
             columns[name] = preds[name]
 
-    class_names = sample.classes or [
-        str(i) for i in range(int(sample.labels.max()) + 1)]
+    method = opts.get('method', 'tsne')
     results = {}
     for key, feats in features.items():
-        coords = fit_tsne(feats, reducer, f't-SNE {key}',
+        coords = fit_tsne(feats, reducer, f'{reducer.name} {key}',
                           opts['show_progress'])
-        t = lap(f'tsne:{key}', t)
+        t = lap(f'{method}:{key}', t)
         for axis, name in zip(coords.T, 'xyz'):
             columns[f'{key}_{name}'] = axis
         outputs.append(osp.basename(rundir.write_array(
-            osp.join(run_dir, f'tsne_{key}.npy'), coords)))
+            osp.join(run_dir, f'{method}_{key}.npy'), coords)))
         metrics = {}
         if n >= 3:
-            metrics = separation_metrics(feats, coords, sample.labels,
-                                         k=10, seed=opts['seed'])
-        results[key] = dict(kl_divergence=reducer.kl_divergence_,
-                            n_iter=reducer.n_iter_, **metrics)
+            metrics = separation_metrics(feats, coords, labels, k=10,
+                                         seed=opts['seed'])
+        results[key] = dict(reducer.results(), **metrics)
         t = lap(f'metrics:{key}', t)
-        p = reducer.params
-        title = (f'{key} · {stage} · {backend} t-SNE · perplexity '
-                 f'{p["perplexity"]:g}')
         outputs.append(osp.basename(plot_embedding(
-            coords, sample.labels, class_names,
-            osp.join(run_dir, f'{key}.png'), title=title,
+            coords, labels, names, osp.join(run_dir, f'{key}.png'),
+            title=f'{key} · {stage} · {reducer.describe()}',
             legend=opts['legend'], show=opts['show'])))
         t = lap(f'plot:{key}', t)
-        logger.info(f'{key}: KL {reducer.kl_divergence_:.4f} after '
-                    f'{reducer.n_iter_} iterations; ' + ', '.join(
-                        f'{k} {v:.4f}' for k, v in metrics.items()
-                        if isinstance(v, float)))
+        logger.info(f'{key}: ' + ', '.join(
+            f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+            for k, v in results[key].items()
+            if isinstance(v, (float, int))))
 
     outputs.append(osp.basename(rundir.write_table(
         osp.join(run_dir, rundir.TABLE), columns)))
-    outputs += ['config.py', 'tsne.log']
+    outputs += [name for name in ('config.py', 'tsne.log')
+                if osp.isfile(osp.join(run_dir, name))]
     timings['total'] = round(time.perf_counter() - opts['started'], 3)
+    layout = dict(method=method, reducer=reducer.name,
+                  params=reducer.params, ignored=reducer.ignored_)
     manifest = dict(
         tsneviz_version=__version__,
         created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
         command=opts['argv'] if opts['argv'] is not None else sys.argv,
-        config=osp.abspath(config),
-        test_cfg=opts['test_cfg'] and osp.abspath(opts['test_cfg']),
-        work_dir=osp.abspath(cfg.work_dir),
-        checkpoint=ckpt_info,
+        **manifest,
         seed=opts['seed'],
         n_samples=n,
-        sampling=dict(mode=opts['sampling'], class_idx=sample.class_idx,
-                      max_num_samples=opts['max_num_samples']),
-        classes=sample.classes,
-        data_root=loader_cfg['dataset'].get('data_root', None),
-        # where img_path values start: annotation files are relative to it
-        data_prefix=_image_prefix(sample.dataset),
-        extraction=dict(stage=stage, requested_stage=opts['vis_stage'],
-                        token_pool=opts['token_pool'],
-                        device=opts['device'],
-                        world_size=_world_size(),
-                        keys=list(features), taps=taps,
-                        has_logits=logits is not None,
-                        feature_key=feature_key,
-                        cached_from=cached_from and osp.abspath(cached_from)),
-        tsne=dict(backend=backend, params=reducer.params,
-                  ignored=reducer.ignored_),
+        classes=classes,
+        layout=layout,
         results=results,
         timings=timings,
         versions=_versions(),
         outputs=outputs)
+    manifest['extraction'] = dict(manifest.get('extraction', {}),
+                                  stage=stage, keys=list(features),
+                                  has_logits=logits is not None)
+    if method == 'tsne':
+        manifest['tsne'] = dict(backend=reducer.backend,
+                                params=reducer.params,
+                                ignored=reducer.ignored_)
     rundir.write_json(osp.join(run_dir, rundir.MANIFEST), manifest)
     logger.info(f'Save features and results to {run_dir}')
+    analyze_run(run_dir, opts.get('analysis', ANALYSES), logger=logger,
+                seed=opts['seed'], show_progress=opts['show_progress'])
     return run_dir
+
+
+# The steps that run after every run, in this order; each reads the run
+# directory back and adds its files (tools/vis_tsne.py --analysis).
+ANALYSES = ('views', 'neighbors', 'clusters', 'report', 'explorer')
+
+
+def analyze_run(run_dir: str, steps: Sequence[str] = ANALYSES, logger=None,
+                seed: int = 0, show_progress: bool = True) -> List[str]:
+    """Views, neighbours, clusters, report and explorer of a run directory.
+
+    Args:
+        run_dir (str): A complete run directory.
+        steps (Sequence[str]): Which of :data:`ANALYSES` to run. Defaults
+            to all of them.
+        logger (MMLogger, optional): Where progress is logged.
+        seed (int): Seed of the clustering. Defaults to 0.
+        show_progress (bool): Draw progress bars. Defaults to True.
+
+    Returns:
+        list[str]: The steps that ran.
+
+    Examples:
+        >>> analyze_run(run_dir, steps=('views', 'clusters'))
+        ['views', 'clusters']
+    """
+    unknown = sorted(set(steps) - set(ANALYSES))
+    if unknown:
+        raise UserError(f'unknown analysis {", ".join(unknown)}; choose '
+                        f'from {", ".join(ANALYSES)}')
+    done = []
+    for step in ANALYSES:
+        if step not in steps:
+            continue
+        started = time.perf_counter()
+        if step == 'views':
+            from tsneviz.visualization import render_views
+            render_views(run_dir)
+        elif step == 'neighbors':
+            from tsneviz.analysis import compute_neighbors
+            compute_neighbors(run_dir, k=min(20, _run_size(run_dir) - 1),
+                              show_progress=show_progress)
+        elif step == 'clusters':
+            from tsneviz.analysis import cluster_run
+            cluster_run(run_dir, seed=seed)
+        elif step == 'report':
+            from tsneviz.report import write_report
+            write_report(run_dir)
+        elif step == 'explorer':
+            try:
+                from tsneviz.explorer import write_explorer
+            except ImportError:  # bokeh is an optional extra
+                if logger is not None:
+                    logger.warning('explorer skipped: pip install bokeh')
+                continue
+            write_explorer(run_dir)
+        done.append(step)
+        if logger is not None:
+            logger.info(f'{step}: {time.perf_counter() - started:.1f} s')
+    return done
+
+
+def _run_size(run_dir: str) -> int:
+    from tsneviz.rundir import read_manifest
+    return int(read_manifest(run_dir)['n_samples'])
+
+
+def run_features(features, labels=None, images=None, *,
+                 work_dir: Optional[str] = None, method: str = 'tsne',
+                 tsne: Optional[dict] = None, seed: Optional[int] = None,
+                 legend: Optional[bool] = None, show: bool = False,
+                 analysis: Optional[Sequence[str]] = None,
+                 show_progress: bool = True,
+                 argv: Optional[List[str]] = None) -> str:
+    """Everything after extraction for a plain feature matrix, no model.
+
+    Args:
+        features (str | np.ndarray): (N, C) matrix or its ``.npy`` file.
+        labels (str | Sequence, optional): One label per row: ids or class
+            names, as a sequence, ``.npy`` or text file. Defaults to None
+            (one class).
+        images (str | Sequence[str], optional): One image per row: a list
+            file, a folder (sorted) or a sequence. Defaults to None.
+        work_dir (str, optional): Defaults to ``work_dirs/<file stem>``.
+        method (str): ``'tsne'``, ``'umap'`` or ``'pca'``.
+        tsne (dict, optional): Layout settings, as in :func:`run_vis_tsne`.
+        seed (int, optional): Defaults to 0.
+        legend, show, analysis, show_progress, argv: As in
+            :func:`run_vis_tsne`.
+
+    Returns:
+        str: The run directory.
+
+    Examples:
+        >>> run_dir = run_features('embeddings.npy', labels='labels.txt',
+        ...                        images='images.txt')
+    """
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+
+    from tsneviz.data.matrix import (common_root, load_features,
+                                     load_images, load_labels)
+    from tsneviz.rundir import new_run_dir
+
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    feats = load_features(features)
+    n = len(feats)
+    label_ids, classes = load_labels(labels, n)
+    img_paths = load_images(images, n)
+    settings, ignored = layout_settings(Config(), method, dict(tsne or {}))
+    for name in ignored:
+        print_warning(f'--{name.replace("_", "-")} does not apply to '
+                      f'--method {method}; ignored')
+    seed = seed if seed is not None else settings.get('seed', 0)
+    settings['seed'] = seed
+    reducer = build_reducer(method, **settings)
+    reducer.check_n_samples(n)
+    source = features if isinstance(features, str) else None
+    work_dir = work_dir or osp.join(
+        './work_dirs', osp.splitext(osp.basename(source))[0] if source
+        else 'features')
+    timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    run_dir = new_run_dir(work_dir, timestamp)
+    try:
+        logger = MMLogger.get_instance(
+            f'tsneviz_features_{timestamp}_{id(run_dir)}',
+            logger_name='tsneviz', log_file=osp.join(run_dir, 'tsne.log'))
+        t = lap('load', started)
+        steps = ANALYSES if analysis is None else tuple(analysis)
+        if not any(img_paths):  # nothing to show as thumbnails
+            steps = tuple(s for s in steps if s != 'explorer')
+        manifest = dict(
+            features=source and osp.abspath(source),
+            work_dir=osp.abspath(work_dir), checkpoint=None,
+            data_root=common_root(img_paths), data_prefix=common_root(
+                img_paths),
+            extraction=dict(stage='features', taps=[], feature_key=None,
+                            cached_from=None))
+        return _write_run(
+            run_dir, features={'feat_0': feats}, logits=None,
+            indices=np.arange(n), img_paths=img_paths, labels=label_ids,
+            classes=classes, reducer=reducer, stage='features',
+            manifest=manifest, timings=timings, lap=lap, t=t, logger=logger,
+            opts=dict(method=method, seed=seed, legend=legend, show=show,
+                      show_progress=show_progress, analysis=steps,
+                      argv=argv, started=started))
+    except BaseException:
+        if not osp.isfile(osp.join(run_dir, 'run.json')):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _prefer_channels_last(model, device: str) -> None:

@@ -85,6 +85,55 @@ def dataloader_config(cfg: Config, test_cfg_path: Optional[str] = None,
                       else dict(loader))
 
 
+# Keys of the config blocks of the other layouts (``umap = dict(...)``,
+# ``pca = dict(...)``), named like their CLI flags.
+LAYOUT_KEYS = {
+    'tsne': TSNE_KEYS,
+    'umap': ('n_components', 'n_neighbors', 'min_dist', 'metric', 'n_epochs',
+             'seed', 'n_jobs', 'pca_dims'),
+    'pca': ('n_components', 'seed'),
+}
+
+
+def layout_settings(cfg: Config, method: str, cli: dict):
+    """Settings of a layout method from its config block and the CLI.
+
+    Args:
+        cfg (Config): The resolved config.
+        method (str): ``'tsne'``, ``'umap'`` or ``'pca'``.
+        cli (dict): CLI values by key; ``None`` means "not given".
+
+    Returns:
+        tuple: ``(settings, ignored)``; ``ignored`` names the CLI flags that
+        were given but do not apply to ``method``.
+
+    Examples:
+        >>> layout_settings(Config(), 'pca', {'perplexity': 5.0,
+        ...                                   'n_components': 3})
+        ({'n_components': 3}, ['perplexity'])
+    """
+    if method not in LAYOUT_KEYS:
+        raise UserError(f'unknown --method {method!r}; choose one of '
+                        f'{", ".join(LAYOUT_KEYS)}')
+    if method == 'tsne':
+        keys = TSNE_KEYS
+    else:
+        keys = LAYOUT_KEYS[method]
+    given = {k: v for k, v in cli.items() if v is not None}
+    ignored = sorted(k for k in given if k not in keys)
+    if method == 'tsne':
+        return tsne_settings(cfg, {k: given[k] for k in given
+                                   if k in keys}), ignored
+    from_file = dict(cfg.get(method, None) or {})
+    unknown = sorted(set(from_file) - set(keys))
+    if unknown:
+        raise UserError(f"unknown key(s) in the config's {method} block: "
+                        f'{", ".join(unknown)}; valid keys are '
+                        f'{", ".join(keys)}')
+    from_file.update({k: v for k, v in given.items() if k in keys})
+    return from_file, ignored
+
+
 def tsne_settings(cfg: Config, cli: dict) -> dict:
     """Merge the config's ``tsne`` block with CLI values that were given.
 

@@ -191,8 +191,14 @@ class Run:
         return np.load(osp.join(self.path, f'{self.key(key)}.npy'))
 
     def coords(self, key: Optional[str] = None) -> np.ndarray:
-        """(N, 2 or 3) embedding of ``key``."""
-        return np.load(osp.join(self.path, f'tsne_{self.key(key)}.npy'))
+        """(N, 2 or 3) layout of ``key`` (``<method>_<key>.npy``)."""
+        name = f"{self.method}_{self.key(key)}.npy"
+        return np.load(osp.join(self.path, name))
+
+    @property
+    def method(self) -> str:
+        """The layout method: ``'tsne'``, ``'umap'`` or ``'pca'``."""
+        return self.manifest.get('layout', {}).get('method', 'tsne')
 
     @property
     def labels(self) -> np.ndarray:

@@ -81,7 +81,7 @@ class ProjectorExporter(BaseExporter):
         for k in keys:
             tensors[k] = run.features(k)
             if self.options['coords']:
-                tensors[f'tsne_{k}'] = coords_of(run, k)
+                tensors[f'{run.method}_{k}'] = coords_of(run, k)
         written, embeddings = [], []
         for name, tensor in tensors.items():
             path = write_tensor(osp.join(out, name), tensor,

@@ -1,0 +1,212 @@
+"""Request and response bodies of the REST API (pydantic; in /openapi.json).
+
+Indices: ``position`` is a row of ``samples.csv`` (0..N-1), what the URL's
+``{index}`` means; ``index`` is the sample's index in the DATASET (the
+``index`` column), what selection files and exports hold.
+"""
+from typing import Dict, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ['Error', 'RunSummary', 'RunList', 'Point', 'Points', 'Neighbor',
+           'Neighbors', 'ClusterRow', 'Clusters', 'SelectionIn', 'Selection',
+           'Selections', 'SplitsIn', 'Splits', 'TsneIn', 'JobIn', 'Job',
+           'MAX_SELECTION', 'MAX_PAGE']
+
+#: Most indices one selection may hold.
+MAX_SELECTION = 100_000
+#: Most points one page may hold.
+MAX_PAGE = 10_000
+
+
+class _Strict(BaseModel):
+    # An unknown field is a typo the client should hear about.
+    model_config = ConfigDict(extra='forbid')
+
+
+class Error(BaseModel):
+    """Every error: a status code and one message."""
+    detail: str = Field(examples=['unknown run \'x\': GET /api/runs lists '
+                                  'the runs served'])
+
+
+class RunSummary(BaseModel):
+    id: str = Field(description='run id: path under the server root, '
+                    '"/" written as "~"')
+    path: str
+    created: Optional[str] = None
+    config: Optional[str] = None
+    n_samples: int
+    keys: List[str]
+    classes: Optional[List[str]] = None
+    clustered: bool
+    has_explorer: bool
+    explorer_url: str
+
+
+class RunList(BaseModel):
+    runs: List[RunSummary]
+
+
+class Point(BaseModel):
+    position: int = Field(description='row of samples.csv (0..N-1)')
+    index: int = Field(description='index in the dataset')
+    img_path: str
+    gt_label: int
+    gt_class: Optional[str] = None
+    pred_label: Optional[int] = None
+    pred_class: Optional[str] = None
+    score: Optional[float] = None
+    entropy: Optional[float] = None
+    loss: Optional[float] = None
+    cluster: Optional[int] = None
+    x: float
+    y: float
+    z: Optional[float] = None
+
+
+class Points(BaseModel):
+    run: str
+    key: str
+    total: int = Field(description='samples in the run')
+    offset: int
+    limit: int
+    points: List[Point]
+
+
+class Neighbor(BaseModel):
+    position: int
+    index: int
+    img_path: str
+    gt_label: int
+    gt_class: Optional[str] = None
+    pred_label: Optional[int] = None
+    pred_class: Optional[str] = None
+    distance: float
+
+
+class Neighbors(BaseModel):
+    run: str
+    position: int
+    k: int
+    neighbors: List[Neighbor]
+
+
+class ClusterRow(BaseModel):
+    rank: int
+    cluster: int
+    size: int
+    purity: Optional[float] = None
+    dominant_class: Optional[str] = None
+    dominant_share: Optional[float] = None
+    classes: Optional[str] = None
+    error_rate: Optional[float] = None
+    mean_loss: Optional[float] = None
+    top_confusions: Optional[str] = None
+
+
+class Clusters(BaseModel):
+    run: str
+    clusters: List[ClusterRow]
+
+
+class SelectionIn(_Strict):
+    """A set of samples a person picked, e.g. a lasso in the explorer."""
+    name: str = Field(min_length=1, max_length=200)
+    label: Optional[str] = Field(None, max_length=200, description='class '
+                                 'name to give the samples when exported')
+    indices: List[int] = Field(min_length=1, max_length=MAX_SELECTION,
+                               description='DATASET indices (the index '
+                               'column of samples.csv)')
+    note: Optional[str] = Field(None, max_length=10_000)
+
+
+class Selection(SelectionIn):
+    id: str
+    created: str
+    file: str = Field(description='selection CSV (index column) relative '
+                      'to the run directory; tools/export_selection.py '
+                      '--indices reads it')
+
+
+class Selections(BaseModel):
+    run: str
+    selections: List[Selection]
+
+
+class SplitsIn(_Strict):
+    """Arguments of tools/make_splits.py; output goes to RUN/splits."""
+    val_ratio: float = Field(gt=0, lt=1)
+    by: Literal['cluster', 'class'] = 'cluster'
+    dup_threshold: Union[float, Literal['auto']] = 'auto'
+    seed: int = 0
+    key: Optional[str] = None
+
+
+class Splits(BaseModel):
+    run: str
+    train: str
+    val: str
+    duplicates: str
+    n_train: int
+    n_val: int
+    n_duplicate_pairs: int
+    n_duplicate_groups: int
+    dup_threshold: float
+    strata: Dict[str, Dict[str, float]]
+
+
+class TsneIn(_Strict):
+    """t-SNE flags of tools/vis_tsne.py; None keeps the config's value."""
+    perplexity: Optional[float] = Field(None, gt=0)
+    n_iter: Optional[int] = Field(None, ge=250, le=100_000)
+    n_components: Optional[Literal[2, 3]] = None
+    learning_rate: Optional[Union[float, Literal['auto']]] = None
+    early_exaggeration: Optional[float] = Field(None, gt=0)
+    n_iter_without_progress: Optional[int] = None
+    init: Optional[Literal['pca', 'random', 'spectral']] = None
+    backend: Optional[Literal['opentsne', 'sklearn']] = None
+    metric: Optional[Literal['euclidean', 'cosine']] = None
+    pca_dims: Optional[int] = Field(None, ge=0)
+    n_jobs: Optional[int] = None
+
+
+class JobIn(_Strict):
+    """A new extraction + t-SNE run (``tools/vis_tsne.py``)."""
+    config: str = Field(description='config name RELATIVE to the server\'s '
+                        'configs directory, e.g. "digits/resnet18-slim_'
+                        'digits.py"', examples=['digits/resnet18-slim_'
+                                                'digits.py'])
+    checkpoint: Optional[str] = Field(None, description='checkpoint name '
+                                      'RELATIVE to the server\'s checkpoints '
+                                      'directory; none: random init')
+    vis_stage: Optional[str] = Field(None, max_length=200)
+    class_idx: Optional[List[int]] = Field(None, max_length=10_000)
+    max_num_class: int = Field(20, ge=1, le=10_000)
+    max_num_samples: int = Field(100, ge=1, le=100_000)
+    sampling: Literal['random', 'first'] = 'random'
+    seed: Optional[int] = None
+    batch_size: Optional[int] = Field(None, ge=1, le=4096)
+    num_workers: Optional[int] = Field(None, ge=0, le=32)
+    token_pool: Literal['mean', 'cls'] = 'mean'
+    tsne: TsneIn = Field(default_factory=TsneIn)
+    cfg_options: Dict[str, Union[str, int, float, bool, None,
+                                 List[Union[str, int, float, bool]]]] = Field(
+        default_factory=dict, description='--cfg-options; only the keys '
+        'of tsneviz.server.jobs.ALLOWED_OPTIONS')
+
+
+class Job(BaseModel):
+    id: str
+    state: Literal['queued', 'running', 'done', 'failed']
+    config: str
+    checkpoint: Optional[str] = None
+    created: str
+    started: Optional[str] = None
+    finished: Optional[str] = None
+    elapsed_s: Optional[float] = None
+    progress: Optional[str] = Field(None, description='last line of the '
+                                    'run\'s tsne.log while it runs')
+    run: Optional[str] = Field(None, description='run id when done')
+    run_dir: Optional[str] = None
+    error: Optional[str] = None

@@ -1,0 +1,136 @@
+"""The runs a server serves: found under its root, named, read on demand.
+
+A run's id is its path relative to the root with ``/`` written as ``~``
+(``resnet18-slim_digits~tsne_20261123_150348``): one URL segment, so routes
+such as ``/api/runs/{run}/points`` stay unambiguous, and made only of
+characters that need no escaping. When the root is itself a run directory
+the id is its folder name.
+
+Requests name runs only by id, looked up in what discovery found: a path
+from a request never reaches the file system, so ``..`` in a run id is
+simply an unknown run.
+"""
+import os
+import os.path as osp
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+from tsneviz.errors import UserError
+from tsneviz.rundir import MANIFEST, TABLE, Run
+
+__all__ = ['RunIndex', 'UnknownRun', 'SEP', 'MAX_DEPTH']
+
+#: Stands for ``/`` in run ids.
+SEP = '~'
+#: Folder levels searched below the root: ``work_dirs/<config>/tsne_*``
+#: is two, a repository holding ``work_dirs`` three.
+MAX_DEPTH = 3
+# Seconds a listing is reused; an unknown id always triggers a new scan,
+# so a run that a job just finished is found at once.
+_TTL = 2.0
+
+
+class UnknownRun(UserError):
+    """A run id that names no complete run under the root (404)."""
+
+
+class RunIndex:
+    """Complete runs (``run.json`` present) under a root, by id.
+
+    Args:
+        root (str): A run directory or a folder holding runs (searched
+            :data:`MAX_DEPTH` levels deep; hidden folders and symlinked
+            folders are not followed, and nothing below a run is searched).
+
+    Examples:
+        >>> index = RunIndex('work_dirs')
+        >>> index.ids()
+        ['resnet18-slim_digits~tsne_20261123_150348']
+        >>> index.run('resnet18-slim_digits~tsne_20261123_150348').keys
+        ['feat_3']
+    """
+
+    def __init__(self, root: str):
+        self.root = osp.abspath(root)
+        if not osp.isdir(self.root):
+            raise UserError(f'not a directory: {root}; pass a run directory '
+                            'or a work dir holding runs')
+        self.single = osp.isfile(osp.join(self.root, MANIFEST))
+        self._lock = threading.Lock()
+        self._found: Dict[str, str] = {}
+        self._scanned = 0.0
+        self._runs: Dict[str, Tuple[tuple, Run]] = {}
+
+    def _scan(self) -> Dict[str, str]:
+        if self.single:
+            return {osp.basename(self.root): self.root}
+        found = {}
+        for folder, dirs, files in os.walk(self.root):
+            rel = osp.relpath(folder, self.root)
+            depth = 0 if rel == '.' else rel.count(os.sep) + 1
+            if MANIFEST in files and depth > 0:
+                found[rel.replace(os.sep, SEP)] = folder
+                dirs[:] = []  # a run's subfolders are its outputs
+                continue
+            # os.walk does not follow symlinked folders (followlinks=False)
+            dirs[:] = sorted(d for d in dirs if not d.startswith('.')) \
+                if depth < MAX_DEPTH else []
+        return found
+
+    def found(self, refresh: bool = False) -> Dict[str, str]:
+        """Id → run directory of every complete run, scanned if stale."""
+        with self._lock:
+            if refresh or time.monotonic() - self._scanned > _TTL:
+                self._found = self._scan()
+                self._scanned = time.monotonic()
+            return dict(self._found)
+
+    def ids(self) -> List[str]:
+        """Ids of the complete runs, sorted."""
+        return sorted(self.found())
+
+    def id_of(self, run_dir: str) -> Optional[str]:
+        """The id of a run directory under the root, or None."""
+        path = osp.abspath(run_dir)
+        for run_id, folder in self.found(refresh=True).items():
+            if osp.abspath(folder) == path:
+                return run_id
+        return None
+
+    def path(self, run_id: str) -> str:
+        """The directory of a run id; :class:`UnknownRun` if none."""
+        folder = self.found().get(run_id)
+        if folder is None:
+            folder = self.found(refresh=True).get(run_id)
+        if folder is None or not osp.isfile(osp.join(folder, MANIFEST)):
+            raise UnknownRun(f'unknown run {run_id!r}: GET /api/runs lists '
+                             'the runs served')
+        return folder
+
+    def run(self, run_id: str) -> Run:
+        """The :class:`~tsneviz.rundir.Run` of an id, re-read when changed.
+
+        Parsing ``samples.csv`` takes time on big runs, so a run is kept
+        until its ``run.json`` or ``samples.csv`` changes (clustering adds a
+        column, for example).
+        """
+        folder = self.path(run_id)
+        stamp = tuple(_stamp(osp.join(folder, name))
+                      for name in (MANIFEST, TABLE))
+        with self._lock:
+            cached = self._runs.get(run_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        run = Run(folder)
+        with self._lock:
+            self._runs[run_id] = (stamp, run)
+        return run
+
+
+def _stamp(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (None, None)
+    return (st.st_mtime_ns, st.st_size)

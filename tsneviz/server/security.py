@@ -1,0 +1,277 @@
+"""What keeps the server from reading, running or accepting too much.
+
+- :func:`contained` / :func:`resolve_inside`: a path is used only when its
+  resolved form (symlinks followed) lies inside an allowed folder; configs
+  (which are Python), checkpoints (which are pickles) and images all go
+  through it.
+- :class:`BodyLimit`: request bodies above a byte limit get 413 before the
+  application reads them.
+- :class:`TokenGuard`: with a token set, every request must carry it.
+- :class:`LoopbackHostGuard`: without a token, only requests addressed to
+  a loopback host name are served (DNS rebinding).
+- :func:`is_loopback`: whether a ``--host`` is reachable only locally.
+"""
+import hmac
+import ipaddress
+import json
+import os
+import os.path as osp
+from typing import Iterable, Optional
+from urllib.parse import parse_qs, quote, unquote
+
+from tsneviz.errors import UserError
+
+__all__ = ['Forbidden', 'contained', 'resolve_inside', 'is_loopback',
+           'BodyLimit', 'TokenGuard', 'LoopbackHostGuard', 'TOKEN_COOKIE',
+           'LOOPBACK_NAMES']
+
+#: Cookie set when a page is opened with ``?token=``: the page's own
+#: relative requests (thumbnails, images) then carry the token without it
+#: being written into every URL.
+TOKEN_COOKIE = 'tsneviz_token'
+#: Host names that reach only this machine.
+LOOPBACK_NAMES = ('localhost', '127.0.0.1', '::1')
+
+
+class Forbidden(UserError):
+    """A request for something outside what the server may touch (403)."""
+
+
+def contained(path: str, folder: str) -> bool:
+    """Whether ``path`` resolves (symlinks followed) inside ``folder``.
+
+    Examples:
+        >>> contained('/data/a/../b.png', '/data')
+        True
+        >>> contained('/data/../etc/passwd', '/data')
+        False
+    """
+    real = osp.realpath(path)
+    base = osp.realpath(folder)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def resolve_inside(name: str, folder: Optional[str], what: str,
+                   option: str) -> str:
+    """A file named relative to an allowed folder, resolved; else 403/400.
+
+    The name must be relative, and its resolved path (symlinks followed)
+    must stay inside ``folder``: a config is Python that the server would
+    run and a checkpoint a pickle it would load, so neither may come from
+    anywhere else.
+
+    Args:
+        name (str): Name relative to ``folder``, e.g. ``'digits/a.py'``.
+        folder (str | None): The allowed folder; None means none allowed.
+        what (str): ``'config'`` or ``'checkpoint'``, for messages.
+        option (str): The server option that sets ``folder``.
+
+    Returns:
+        str: The resolved absolute path of an existing file.
+
+    Raises:
+        Forbidden: No folder was given, or the name leaves it.
+        UserError: The file does not exist.
+
+    Examples:
+        >>> resolve_inside('digits/a.py', 'configs', 'config',
+        ...                '--configs-dir')
+        '/work/main/configs/digits/a.py'
+    """
+    if folder is None:
+        raise Forbidden(f'{what}s are disabled: the server was started '
+                        f'without {option}')
+    if not name or '\0' in name:
+        raise UserError(f'empty or invalid {what} name')
+    if osp.isabs(name) or name.startswith(('/', '\\', '~')):
+        raise Forbidden(f'{what} {name!r} must be a name relative to the '
+                        f'{what}s directory ({option}), not an absolute path')
+    path = osp.join(folder, name)
+    if not contained(path, folder):
+        raise Forbidden(f'{what} {name!r} is outside the {what}s directory '
+                        f'({option}); only files inside it are allowed')
+    real = osp.realpath(path)
+    if not osp.isfile(real):
+        raise UserError(f'{what} not found: {name} (relative to the {what}s '
+                        f'directory {option})')
+    return real
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` is reachable only from this machine.
+
+    Examples:
+        >>> is_loopback('127.0.0.1'), is_loopback('0.0.0.0')
+        (True, False)
+    """
+    host = host.strip('[]')
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: may resolve to anything
+
+
+async def _send_json(send, status: int, detail: str, headers=()) -> None:
+    body = json.dumps({'detail': detail}).encode()
+    await send({'type': 'http.response.start', 'status': status,
+                'headers': [(b'content-type', b'application/json'),
+                            (b'content-length', str(len(body)).encode()),
+                            *headers]})
+    await send({'type': 'http.response.body', 'body': body})
+
+
+class BodyLimit:
+    """ASGI middleware: bodies over ``max_bytes`` get 413, unread by the app.
+
+    The body is read here in full (it is at most ``max_bytes``) and replayed
+    to the application, so a chunked upload without ``Content-Length`` is
+    cut off as soon as it passes the limit rather than after the
+    application buffered it.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        too_big = (f'request body too large: the limit is {self.max_bytes} '
+                   'bytes')
+        for name, value in scope.get('headers', ()):
+            if name == b'content-length':
+                try:
+                    size = int(value)
+                except ValueError:
+                    return await _send_json(send, 400,
+                                            'invalid Content-Length')
+                if size > self.max_bytes:
+                    return await _send_json(send, 413, too_big)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message['type'] == 'http.disconnect':
+                return
+            chunk = message.get('body', b'')
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await _send_json(send, 413, too_big)
+            chunks.append(chunk)
+            more = message.get('more_body', False)
+        body = b''.join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {'type': 'http.request', 'body': body,
+                        'more_body': False}
+            return await receive()  # waits for the disconnect
+
+        await self.app(scope, replay, send)
+
+
+class TokenGuard:
+    """ASGI middleware: every request must carry the token, when one is set.
+
+    Accepted: ``Authorization: Bearer <token>`` on any request; on GET/HEAD
+    also the ``tsneviz_token`` cookie, and ``?token=`` on pages (paths
+    outside ``/api/``), which then sets the cookie so the page's relative
+    requests are authorised too. The cookie is not accepted on POST: a
+    cross-site form could otherwise ride on it (it is also
+    ``SameSite=Strict``). A token in the query string of an API call is
+    refused: it ends up in logs and browser history.
+
+    Args:
+        app: The ASGI application.
+        token (str | None): The token; None lets everything through.
+        open_paths (Iterable[str]): Paths served without a token.
+    """
+
+    def __init__(self, app, token: Optional[str],
+                 open_paths: Iterable[str] = ()):
+        self.app = app
+        self.token = token.encode('utf-8') if token else None
+        self.open_paths = set(open_paths)
+
+    def _matches(self, value: Optional[bytes]) -> bool:
+        # compare_digest: no timing hint about how much of a guess matched
+        return value is not None and hmac.compare_digest(value, self.token)
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http' or self.token is None or \
+                scope['path'] in self.open_paths:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get('headers', ()))
+        method = scope['method']
+        safe = method in ('GET', 'HEAD')
+        auth = headers.get(b'authorization', b'')
+        bearer = auth[7:].strip() if auth[:7].lower() == b'bearer ' else None
+        if self._matches(bearer):
+            return await self.app(scope, receive, send)
+        cookie = _cookie(headers.get(b'cookie', b''))
+        if safe and cookie is not None and \
+                self._matches(unquote(cookie.decode('latin-1')).encode(
+                    'utf-8')):
+            return await self.app(scope, receive, send)
+        query = parse_qs(scope.get('query_string', b'').decode('latin-1'))
+        given = (query.get('token') or [None])[0]
+        if safe and given is not None and \
+                not scope['path'].startswith('/api/') and \
+                self._matches(given.encode('utf-8')):
+            # quoted: a token may hold characters a cookie value may not
+            value = quote(given, safe='')
+            set_cookie = (f'{TOKEN_COOKIE}={value}; Path=/; HttpOnly; '
+                          'SameSite=Strict').encode('latin-1')
+
+            async def send_with_cookie(message):
+                if message['type'] == 'http.response.start':
+                    message = dict(message)
+                    message['headers'] = list(message.get('headers', ())) + \
+                        [(b'set-cookie', set_cookie)]
+                await send(message)
+
+            return await self.app(scope, receive, send_with_cookie)
+        detail = ('missing or wrong token: send "Authorization: Bearer '
+                  '<token>"' + ('' if scope['path'].startswith('/api/')
+                                else ' or open the page with ?token=<token>'))
+        await _send_json(send, 401, detail,
+                         [(b'www-authenticate', b'Bearer')])
+
+
+class LoopbackHostGuard:
+    """ASGI middleware: serve only requests whose ``Host`` is loopback.
+
+    Used when no token is set (the server then listens on loopback only).
+    A web page from elsewhere can still make the browser talk to
+    127.0.0.1 through a DNS name it re-points there (DNS rebinding); such
+    requests carry the attacker's host name, so they are refused.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        host = dict(scope.get('headers', ())).get(b'host', b'').decode(
+            'latin-1')
+        # strip the port; keep an IPv6 literal's brackets out
+        name = host[1:host.find(']')] if host.startswith('[') else \
+            host.rsplit(':', 1)[0]
+        if name.lower() in LOOPBACK_NAMES or is_loopback(name):
+            return await self.app(scope, receive, send)
+        await _send_json(send, 421, f'host {host!r} is not served: without '
+                         'a token the server answers only requests to '
+                         'localhost / 127.0.0.1')
+
+
+def _cookie(header: bytes) -> Optional[bytes]:
+    for part in header.split(b';'):
+        name, _, value = part.strip().partition(b'=')
+        if name == TOKEN_COOKIE.encode():
+            return value
+    return None

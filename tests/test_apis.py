@@ -80,7 +80,7 @@ def test_table_has_one_row_per_sample_with_predictions(first_run):
     assert len(rows) == 150
     assert list(rows[0]) == ['index', 'img_path', 'gt_label', 'gt_class',
                              'pred_label', 'pred_class', 'score', 'entropy',
-                             'loss', 'feat_3_x', 'feat_3_y']
+                             'loss', 'feat_3_x', 'feat_3_y', 'cluster']
     counts = np.bincount([int(r['gt_label']) for r in rows])
     assert counts.tolist() == [15] * 10
     for r in rows:
@@ -164,3 +164,29 @@ def test_without_checkpoint_weights_are_seeded(tmp_path, digits_options):
                                   np.load(osp.join(b, 'feat_3.npy')))
     assert json.load(open(osp.join(a, 'run.json')))['checkpoint'][
         'sha256'] is None
+
+
+def test_analysis_after_the_run_writes_its_outputs(first_run):
+    _, run_dir = first_run
+    m = json.load(open(osp.join(run_dir, 'run.json')))
+    names = set(os.listdir(run_dir))
+    # label view + errors view, neighbours, clusters, report
+    assert {'feat_3_label.png', 'feat_3_errors.png', 'neighbors_feat_3.npz',
+            'clusters.csv', 'report.md', 'report.html'} <= names
+    for name in ('neighbors_feat_3.npz', 'clusters.csv', 'report.md'):
+        assert name in m['outputs']
+    assert 'cluster' in read_rows(run_dir)[0]
+
+
+def test_pca_layout_and_no_analysis(tmp_path, digits_options):
+    run_dir = run(str(tmp_path), digits_options, method='pca', analysis=(),
+                  tsne=dict(n_components=3))
+    m = json.load(open(osp.join(run_dir, 'run.json')))
+    assert m['layout']['method'] == 'pca' and 'tsne' not in m
+    assert np.load(osp.join(run_dir, 'pca_feat_3.npy')).shape == (150, 3)
+    assert not osp.exists(osp.join(run_dir, 'clusters.csv'))
+    from tsneviz.rundir import Run
+    assert Run(run_dir).coords().shape == (150, 3)
+    with pytest.raises(UserError, match='unknown analysis'):
+        from tsneviz.apis import analyze_run
+        analyze_run(run_dir, steps=('colours',))

@@ -9,6 +9,7 @@ A run, as data flows::
 ``tools/vis_tsne.py`` is a thin shell over :func:`run_vis_tsne`; the steps
 are public so the same run can be done from a notebook.
 """
+import contextlib
 import hashlib
 import json
 import os.path as osp
@@ -33,7 +34,7 @@ from tsneviz.reduction import BaseReducer, build_reducer
 
 __all__ = [
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
-    'fit_tsne', 'run_vis_tsne', 'run_features', 'analyze_run'
+    'fit_tsne', 'run_vis_tsne', 'run_features', 'run_module', 'analyze_run'
 ]
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
@@ -650,6 +651,49 @@ def _run_size(run_dir: str) -> int:
     return int(read_manifest(run_dir)['n_samples'])
 
 
+class _Timer:
+    """Phase timings of a run, as recorded in run.json."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.timings: Dict[str, float] = {}
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = round(now - since, 3)
+        return now
+
+
+@contextlib.contextmanager
+def _standalone_run(work_dir: str):
+    """A new run directory with its log; removed if the run fails."""
+    from mmengine.logging import MMLogger
+
+    from tsneviz.rundir import new_run_dir
+    timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    run_dir = new_run_dir(work_dir, timestamp)
+    try:
+        yield run_dir, MMLogger.get_instance(
+            f'tsneviz_{osp.abspath(run_dir)}', logger_name='tsneviz',
+            log_file=osp.join(run_dir, 'tsne.log'))
+    except BaseException:
+        if not osp.isfile(osp.join(run_dir, 'run.json')):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _layout_reducer(method: str, layout: Optional[dict],
+                    seed: Optional[int]):
+    from mmengine.config import Config
+    settings, ignored = layout_settings(Config(), method, dict(layout or {}))
+    for name in ignored:
+        print_warning(f'--{name.replace("_", "-")} does not apply to '
+                      f'--method {method}; ignored')
+    seed = seed if seed is not None else settings.get('seed', 0)
+    settings['seed'] = seed
+    return build_reducer(method, **settings), seed
+
+
 def run_features(features, labels=None, images=None, *,
                  work_dir: Optional[str] = None, method: str = 'tsne',
                  tsne: Optional[dict] = None, seed: Optional[int] = None,
@@ -680,66 +724,136 @@ def run_features(features, labels=None, images=None, *,
         >>> run_dir = run_features('embeddings.npy', labels='labels.txt',
         ...                        images='images.txt')
     """
-    from mmengine.config import Config
-    from mmengine.logging import MMLogger
-
     from tsneviz.data.matrix import (common_root, load_features,
                                      load_images, load_labels)
-    from tsneviz.rundir import new_run_dir
 
-    started = time.perf_counter()
-    timings: Dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(now - since, 3)
-        return now
-
+    timer = _Timer()
     feats = load_features(features)
     n = len(feats)
     label_ids, classes = load_labels(labels, n)
     img_paths = load_images(images, n)
-    settings, ignored = layout_settings(Config(), method, dict(tsne or {}))
-    for name in ignored:
-        print_warning(f'--{name.replace("_", "-")} does not apply to '
-                      f'--method {method}; ignored')
-    seed = seed if seed is not None else settings.get('seed', 0)
-    settings['seed'] = seed
-    reducer = build_reducer(method, **settings)
+    reducer, seed = _layout_reducer(method, tsne, seed)
     reducer.check_n_samples(n)
     source = features if isinstance(features, str) else None
     work_dir = work_dir or osp.join(
         './work_dirs', osp.splitext(osp.basename(source))[0] if source
         else 'features')
-    timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    run_dir = new_run_dir(work_dir, timestamp)
-    try:
-        logger = MMLogger.get_instance(
-            f'tsneviz_features_{timestamp}_{id(run_dir)}',
-            logger_name='tsneviz', log_file=osp.join(run_dir, 'tsne.log'))
-        t = lap('load', started)
-        steps = ANALYSES if analysis is None else tuple(analysis)
-        if not any(img_paths):  # nothing to show as thumbnails
-            steps = tuple(s for s in steps if s != 'explorer')
+    with _standalone_run(work_dir) as (run_dir, logger):
         manifest = dict(
             features=source and osp.abspath(source),
             work_dir=osp.abspath(work_dir), checkpoint=None,
-            data_root=common_root(img_paths), data_prefix=common_root(
-                img_paths),
+            data_root=common_root(img_paths),
+            data_prefix=common_root(img_paths),
             extraction=dict(stage='features', taps=[], feature_key=None,
                             cached_from=None))
         return _write_run(
             run_dir, features={'feat_0': feats}, logits=None,
             indices=np.arange(n), img_paths=img_paths, labels=label_ids,
             classes=classes, reducer=reducer, stage='features',
-            manifest=manifest, timings=timings, lap=lap, t=t, logger=logger,
+            manifest=manifest, timings=timer.timings, lap=timer.lap,
+            t=timer.lap('load', timer.started), logger=logger,
             opts=dict(method=method, seed=seed, legend=legend, show=show,
-                      show_progress=show_progress, analysis=steps,
-                      argv=argv, started=started))
-    except BaseException:
-        if not osp.isfile(osp.join(run_dir, 'run.json')):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+                      show_progress=show_progress,
+                      analysis=_steps(analysis, img_paths), argv=argv,
+                      started=timer.started))
+
+
+def run_module(model, data, stage: str, *, classes=None, image_paths=None,
+               work_dir: str = './work_dirs/module', batch_size: int = 64,
+               num_workers: int = 0, token_pool: str = 'mean',
+               output_is_logits: bool = False, method: str = 'tsne',
+               tsne: Optional[dict] = None, seed: Optional[int] = None,
+               legend: Optional[bool] = None, show: bool = False,
+               analysis: Optional[Sequence[str]] = None,
+               show_progress: bool = True) -> str:
+    """Any PyTorch model: features at a module, then the whole run.
+
+    Args:
+        model (nn.Module): Any model; it is put in eval mode.
+        data (Dataset | DataLoader): Images as ``(image, label)`` items or
+            batches (torchvision style) or dicts with ``inputs``/``labels``.
+        stage (str): Name of the module to tap, e.g. ``'layer4'``.
+        classes (Sequence[str], optional): Class names; default the
+            dataset's ``classes`` when it has them.
+        image_paths (Sequence[str], optional): One image per sample;
+            default the dataset's ``samples`` paths (``ImageFolder``).
+        work_dir (str): Defaults to ``'./work_dirs/module'``.
+        batch_size (int): When ``data`` is a dataset. Defaults to 64.
+        num_workers (int): When ``data`` is a dataset. Defaults to 0.
+        token_pool (str): ``'mean'`` or ``'cls'``. Defaults to ``'mean'``.
+        output_is_logits (bool): The model's output is classification
+            logits (gives predictions and loss). Defaults to False.
+        method, tsne, seed, legend, show, analysis, show_progress: As in
+            :func:`run_vis_tsne`.
+
+    Returns:
+        str: The run directory.
+
+    Examples:
+        >>> import torchvision
+        >>> model = torchvision.models.resnet18(num_classes=10)
+        >>> folder = torchvision.datasets.ImageFolder('data/digits/val',
+        ...                                           transform=to_tensor)
+        >>> run_dir = run_module(model, folder, 'avgpool')
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from tsneviz.extraction import extract
+    from tsneviz.progress import progress_bar
+
+    timer = _Timer()
+    reducer, seed = _layout_reducer(method, tsne, seed)
+    dataset = data.dataset if isinstance(data, DataLoader) else data
+    loader = data if isinstance(data, DataLoader) else DataLoader(
+        data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if isinstance(loader.sampler, torch.utils.data.RandomSampler):
+        raise UserError('the dataloader shuffles; features must stay in '
+                        'sample order: pass shuffle=False')
+    classes = list(classes or getattr(dataset, 'classes', None) or []) or None
+    samples = getattr(dataset, 'samples', None)
+    if image_paths is None and samples is not None:
+        image_paths = [str(item[0]) for item in samples]
+    model.eval()
+    with _standalone_run(work_dir) as (run_dir, logger):
+        total = len(dataset) if hasattr(dataset, '__len__') else 0
+        with progress_bar('Extracting features', total,
+                          show_progress) as bar:
+            result = extract(model, loader, stage, token_pool,
+                             progress=lambda k: bar(advance=k),
+                             output_is_logits=output_is_logits)
+        n = len(result.labels)
+        reducer.check_n_samples(n)
+        img_paths = [osp.abspath(p) for p in image_paths] \
+            if image_paths is not None else [''] * n
+        if len(img_paths) != n:
+            raise UserError(f'{len(img_paths)} image paths for {n} samples')
+        from tsneviz.data.matrix import common_root
+        manifest = dict(
+            model=type(model).__name__, work_dir=osp.abspath(work_dir),
+            checkpoint=None, data_root=common_root(img_paths),
+            data_prefix=common_root(img_paths),
+            extraction=dict(requested_stage=stage, token_pool=token_pool,
+                            taps=result.describe(), feature_key=None,
+                            cached_from=None))
+        return _write_run(
+            run_dir, features=result.features, logits=result.logits,
+            indices=np.arange(n), img_paths=img_paths,
+            labels=result.labels, classes=classes, reducer=reducer,
+            stage=result.stage, manifest=manifest, timings=timer.timings,
+            lap=timer.lap, t=timer.lap('extraction', timer.started),
+            logger=logger,
+            opts=dict(method=method, seed=seed, legend=legend, show=show,
+                      show_progress=show_progress,
+                      analysis=_steps(analysis, img_paths), argv=None,
+                      started=timer.started))
+
+
+def _steps(analysis: Optional[Sequence[str]], img_paths) -> tuple:
+    steps = ANALYSES if analysis is None else tuple(analysis)
+    if not any(img_paths):  # no images: nothing to show as thumbnails
+        steps = tuple(s for s in steps if s != 'explorer')
+    return steps
 
 
 def _prefer_channels_last(model, device: str) -> None:

@@ -224,6 +224,26 @@ def _batch_inputs(inputs):
     return inputs
 
 
+def _plain_batch(data, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels of a torchvision-style batch."""
+    labels = None
+    if isinstance(data, dict):
+        inputs = data.get('inputs', data.get('img', data.get('image')))
+        labels = data.get('labels', data.get('label'))
+    elif isinstance(data, (list, tuple)):
+        inputs = data[0]
+        labels = data[1] if len(data) > 1 else None
+    else:
+        inputs = data
+    if not isinstance(inputs, torch.Tensor):
+        raise UserError('batches must be tensors, (inputs, labels) pairs or '
+                        "dicts with 'inputs'; got "
+                        f'{type(inputs).__name__}')
+    if labels is None:
+        labels = torch.full((len(inputs),), -1, dtype=torch.long)
+    return inputs.to(device), torch.as_tensor(labels).long().reshape(-1)
+
+
 def _batch_labels(data_samples, batch_size: int) -> torch.Tensor:
     labels = []
     for sample in data_samples or [None] * batch_size:
@@ -235,12 +255,17 @@ def _batch_labels(data_samples, batch_size: int) -> torch.Tensor:
 
 def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
             token_pool: str = 'mean',
-            progress: Optional[Callable[[int], None]] = None) -> Extraction:
+            progress: Optional[Callable[[int], None]] = None,
+            output_is_logits: bool = False) -> Extraction:
     """Run the model over a dataloader and collect pooled features.
 
+    Works for mmpretrain models (batches go through their
+    ``data_preprocessor`` and a ``mode='tensor'`` forward) and for any
+    PyTorch module (``model(inputs)``, batches ``(inputs, labels)``,
+    ``{'inputs': ..., 'labels': ...}`` or bare input tensors).
+
     Args:
-        model (nn.Module): An mmpretrain model (with ``data_preprocessor``)
-            already on its device, in eval mode.
+        model (nn.Module): The model, already on its device, in eval mode.
         dataloader (Iterable): Batches as mmengine dataloaders yield them.
         stage (str, optional): ``backbone``, ``neck``, ``pre_logits`` or a
             module name such as ``backbone.layer3``. Defaults to None, the
@@ -249,6 +274,10 @@ def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
             ``'cls'``. Defaults to ``'mean'``.
         progress (Callable[[int], None], optional): Called with the batch
             size after each batch.
+        output_is_logits (bool): For a plain PyTorch module: its output is
+            classification logits, so predictions and loss are computed.
+            Never guessed, since a feature extractor's output is not.
+            Defaults to False.
 
     Returns:
         Extraction: Features, labels, logits and what was tapped.
@@ -261,8 +290,10 @@ def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
     if token_pool not in TOKEN_POOLS:
         raise UserError(f'unknown token pooling {token_pool!r}; choose one '
                         f'of {", ".join(TOKEN_POOLS)}')
+    openmmlab = hasattr(model, 'data_preprocessor')
     plan = plan_stage(model, stage)
-    with_logits = _single_label_head(model)
+    with_logits = _single_label_head(model) if openmmlab else output_is_logits
+    device = next(iter(model.parameters()), torch.empty(0)).device
     captured: Dict[str, list] = {}
 
     def hook(module, inputs, output):
@@ -277,9 +308,14 @@ def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
         with torch.inference_mode():
             for data in dataloader:
                 captured.clear()
-                data = model.data_preprocessor(data, False)
-                inputs = _batch_inputs(data['inputs'])
-                out = model(inputs, mode='tensor')
+                if openmmlab:
+                    data = model.data_preprocessor(data, False)
+                    inputs = _batch_inputs(data['inputs'])
+                    samples = data.get('data_samples')
+                    out = model(inputs, mode='tensor')
+                else:
+                    inputs, batch_labels = _plain_batch(data, device)
+                    out = model(inputs)
                 if plan.module not in captured:
                     raise UserError(
                         f'module {plan.module!r} did not run in the model\'s '
@@ -300,7 +336,8 @@ def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
                     feats.setdefault(key, []).append(
                         pooled.float().cpu().numpy())
                 batch = len(inputs)
-                labels.append(_batch_labels(data.get('data_samples'), batch))
+                labels.append(_batch_labels(samples, batch) if openmmlab
+                              else batch_labels)
                 if with_logits and isinstance(out, torch.Tensor) and \
                         out.ndim == 2:
                     logits.append(out.float().cpu().numpy())

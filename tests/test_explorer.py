@@ -1,0 +1,291 @@
+"""The explorer page in a real headless Chromium, on a real demo run.
+
+Chromium comes from Debian (``/usr/bin/chromium``; installed here when
+missing and we are root) and is driven by Playwright's Python package; the
+page is opened from ``file://`` and every interaction is a real mouse
+event. ``window.tsneviz`` is used only to read state and to map data
+coordinates to the screen.
+"""
+import csv
+import json
+import os
+import os.path as osp
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
+                 '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync',
+                 '--no-first-run']
+ARTIFACTS = osp.join(REPO, 'test-artifacts')
+VIEWPORT = dict(width=1400, height=900)
+# A point this close (screen pixels) to the lasso's edge may fall either
+# way by rounding; it is left out of the comparison.
+EDGE_PX = 3.0
+
+
+def ensure_chromium() -> str:
+    """Debian's chromium, installed with apt when missing and root."""
+    if osp.isfile(CHROMIUM):
+        return CHROMIUM
+    if os.geteuid() != 0 or shutil.which('apt-get') is None:
+        pytest.fail(f'{CHROMIUM} is missing and this is no root Debian '
+                    'shell: run `apt-get update && apt-get install -y '
+                    'chromium` first')
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    for cmd in (['apt-get', 'update'],
+                ['apt-get', 'install', '-y', 'chromium']):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(f'{" ".join(cmd)} failed:\n{done.stderr[-2000:]}')
+    if not osp.isfile(CHROMIUM):
+        pytest.fail(f'apt-get installed chromium but {CHROMIUM} is missing')
+    return CHROMIUM
+
+
+@pytest.fixture(scope='module')
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail('the playwright package is missing: pip install -r '
+                    'requirements/tests.txt')
+    executable = ensure_chromium()
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable,
+                                      args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope='module')
+def demo_run(tmp_path_factory, digits_options):
+    """A real run of the demo model on the digits, 20 per class, and its
+    explorer."""
+    from tsneviz.apis import run_vis_tsne
+    from tsneviz.explorer import write_explorer
+
+    work_dir = str(tmp_path_factory.mktemp('explorer') / 'work')
+    run_dir = run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, work_dir=work_dir,
+                           cfg_options=dict(digits_options),
+                           max_num_samples=20,
+                           tsne=dict(perplexity=10.0, n_iter=300),
+                           show_progress=False)
+    return run_dir, write_explorer(run_dir, k=9)
+
+
+def test_explorer_files(demo_run):
+    from tsneviz.rundir import Run
+
+    run_dir, page = demo_run
+    assert page == osp.join(run_dir, 'index.html')
+    run = Run(run_dir)
+    text = open(page, encoding='utf-8').read()
+    # standalone: Bokeh inlined, nothing fetched from a CDN
+    assert 'cdn.bokeh.org' not in text
+    assert '<script src=' not in text and '<link ' not in text
+    # thumbnails by relative path, never inlined per point: the only
+    # inline images are Bokeh's own toolbar icons
+    from bokeh.resources import Resources
+    bokeh_js = Resources(mode='inline',
+                         components=['bokeh', 'bokeh-gl']).render_js()
+    assert text.count('data:image') == bokeh_js.count('data:image')
+    assert 'thumbs/{thumb}.png' in text
+    assert len(text) < 2_500_000
+    manifest = run.manifest
+    assert manifest['explorer']['k'] == 9
+    assert manifest['explorer']['n_thumbnails'] == len(run) == 200
+    for name in manifest['outputs']:
+        assert osp.isfile(osp.join(run_dir, name)), name
+    assert 'index.html' in manifest['outputs']
+    assert 'thumbs/0.png' in manifest['outputs']
+    assert osp.isfile(osp.join(run_dir, 'neighbors_feat_3.npz'))
+    # run.json stays the last file written
+    newest = max(os.listdir(run_dir),
+                 key=lambda n: os.stat(osp.join(run_dir, n)).st_mtime_ns)
+    assert newest == 'run.json'
+
+
+def test_with_config_changes_only_urls(demo_run):
+    from tsneviz.errors import UserError
+    from tsneviz.explorer import CONFIG_ID, with_config
+
+    _, page = demo_run
+    text = open(page, encoding='utf-8').read()
+    served = with_config(text, base_url='/runs/r1/',
+                         image_url='/api/runs/r1/images/{index}')
+    assert len(served) - len(text) < 200
+    start = served.index(f'<script id="{CONFIG_ID}"')
+    block = served[start:served.index('</script>', start)]
+    config = json.loads(block[block.index('>') + 1:])
+    assert config['base_url'] == '/runs/r1/'
+    assert config['thumb_url'] == 'thumbs/{thumb}.png'
+    with pytest.raises(UserError, match='unknown'):
+        with_config(text, thumbs='x')
+
+
+def _inside(points: np.ndarray, polygon: np.ndarray):
+    """Inside/outside of a closed polygon, and points too near its edge."""
+    from matplotlib.path import Path
+
+    inside = Path(polygon).contains_points(points)
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    ab = b - a
+    t = np.clip(((points[:, None] - a[None]) * ab[None]).sum(-1)
+                / (ab * ab).sum(-1)[None], 0, 1)
+    nearest = a[None] + t[..., None] * ab[None]
+    edge = np.linalg.norm(points[:, None] - nearest, axis=-1).min(1)
+    return inside, edge < EDGE_PX
+
+
+def _wait_ready(page):
+    page.wait_for_function('window.tsneviz && window.tsneviz.ready',
+                           timeout=60_000)
+
+
+def test_explorer_in_chromium(browser, demo_run, tmp_path):
+    from tsneviz.exporters.selection import read_indices
+    from tsneviz.exporters.splits import write_annotation
+    from tsneviz.rundir import Run
+
+    run_dir, page_path = demo_run
+    run = Run(run_dir)
+    index = run.table['index'].astype(int)
+    labels = run.labels
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    requests, errors = [], []
+    page.on('request', lambda r: requests.append(r.url))
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(pathlib.Path(page_path).as_uri())
+    _wait_ready(page)
+    assert page.evaluate('tsneviz.source.data.x.length') == len(run)
+    assert page.evaluate('tsneviz.webgl') in (True, False)
+
+    # hover: the sample's thumbnail, label, prediction, score and loss
+    # (the point whose neighbourhood on screen is emptiest, so the hover
+    # picks it and not a point drawn on top of it)
+    screen = np.array(page.evaluate(
+        f'Array.from({{length: {len(run)}}}, (_, i) => tsneviz.toScreen(i))'
+        '.map(p => [p.x, p.y])'))
+    gaps = np.linalg.norm(screen[:, None] - screen[None], axis=-1)
+    np.fill_diagonal(gaps, np.inf)
+    target = int(gaps.min(1).argmax())
+    page.mouse.move(*screen[target])
+    page.wait_for_selector('#tsneviz-hover:not([hidden])')
+    hovered = page.locator('#tsneviz-hover .sample')
+    assert hovered.get_attribute('data-position') == str(target)
+    img = page.locator('#tsneviz-hover img')
+    thumb = img.get_attribute('src')
+    assert thumb == f'thumbs/{target}.png'
+    page.wait_for_function(
+        '() => { const i = document.querySelector("#tsneviz-hover img");'
+        ' return i && i.complete && i.naturalWidth > 0; }')
+    caption = page.locator('#tsneviz-hover figcaption').inner_text()
+    assert f'#{index[target]}' in caption
+    assert 'pred' in caption and 'score' in caption and 'loss' in caption
+
+    # click: its 9 nearest neighbours, mostly of its own class
+    page.mouse.click(*screen[target])
+    page.wait_for_selector(
+        f'#tsneviz-focus[data-position="{target}"][data-ready="1"]')
+    neighbours = page.locator('#tsneviz-neighbors .sample')
+    assert neighbours.count() == 9
+    gts = [int(neighbours.nth(i).get_attribute('data-gt'))
+           for i in range(9)]
+    assert sum(g == labels[target] for g in gts) >= 6, gts
+    stored = np.load(osp.join(run_dir, 'neighbors_feat_3.npz'))['indices']
+    positions = [int(neighbours.nth(i).get_attribute('data-position'))
+                 for i in range(9)]
+    assert positions == stored[target, :9].tolist()
+    # clicking a neighbour moves the focus to it
+    neighbours.nth(2).click()
+    page.wait_for_selector(
+        f'#tsneviz-focus[data-position="{positions[2]}"][data-ready="1"]')
+
+    # colour and filter switches
+    page.select_option('#color-by', 'loss')
+    assert page.locator('#tsneviz-colorbar').is_visible()
+    page.select_option('#color-by', 'gt')
+    n_wrong = int((run.table['pred_label'] != run.table['gt_label']).sum())
+    page.select_option('#filter', 'misclassified')
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(n_wrong)
+    page.select_option('#filter', 'all')
+    page.locator('#tsneviz-legend .legend-item[data-value="0"]').click()
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(len(run) - int((labels == 0).sum()))
+    page.locator('#legend-all').click()
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(len(run))
+
+    # lasso (the default drag tool): a real drag around a pentagon
+    frame = page.evaluate('tsneviz.frameRect()')
+    cx = frame['left'] + frame['width'] * 0.5
+    cy = frame['top'] + frame['height'] * 0.5
+    radius = 0.42 * min(frame['width'], frame['height'])
+    angles = np.linspace(0, 2 * np.pi, 5, endpoint=False) + 0.3
+    corners = np.stack([cx + radius * np.cos(angles),
+                        cy + radius * np.sin(angles)], 1)
+    path = np.concatenate([np.linspace(corners[i], corners[(i + 1) % 5], 12,
+                                       endpoint=False) for i in range(5)])
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y)
+    page.mouse.move(*path[0])
+    page.mouse.up()
+    page.wait_for_function(
+        'Number(document.getElementById("tsneviz-selection")'
+        '.dataset.count) > 0')
+    selected = set(page.evaluate('tsneviz.state.selection'))
+    inside, near_edge = _inside(screen, path)
+    sure = ~near_edge
+    expected = set(np.flatnonzero(inside & sure).tolist())
+    assert 0 < len(expected) < len(run)
+    assert selected & set(np.flatnonzero(sure)) == expected
+    shown = page.locator('#selection-grid .sample')
+    assert shown.count() == min(len(selected), 120)
+
+    # the selection as CSV, read back by tsneviz's own reader
+    with page.expect_download() as info:
+        page.click('#download-csv')
+    csv_path = str(tmp_path / 'selection.csv')
+    info.value.save_as(csv_path)
+    rows = list(csv.DictReader(open(csv_path, newline='')))
+    chosen = sorted(selected)
+    assert read_indices(csv_path) == [int(index[p]) for p in chosen]
+    assert [r['img_path'] for r in rows] == \
+        [run.image_paths[p] for p in chosen]
+    assert [int(r['gt_label']) for r in rows] == labels[chosen].tolist()
+
+    # ... and as annotation lines with a typed label, as write_annotation
+    page.fill('#annotation-label', '7')
+    with page.expect_download() as info:
+        page.click('#download-annotation')
+    ann_path = str(tmp_path / 'selection.txt')
+    info.value.save_as(ann_path)
+    reference = str(tmp_path / 'reference.txt')
+    write_annotation(reference, [run.image_paths[p] for p in chosen],
+                     [7] * len(chosen), run.manifest.get('data_prefix'))
+    assert open(ann_path).read() == open(reference).read()
+    assert not open(ann_path).read().startswith('/')
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=osp.join(ARTIFACTS, 'explorer.png'))
+    context.close()
+
+    assert not errors, errors
+    # offline: the page, its scripts and thumbnails; downloads are blob:
+    # URLs made in the page
+    remote = [u for u in requests
+              if not u.startswith(('file://', 'blob:file://'))]
+    assert not remote, remote
+    assert any(u.endswith('/explorer/neighbors.js') for u in requests)

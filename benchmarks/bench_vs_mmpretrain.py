@@ -209,7 +209,9 @@ def run_ours(config, work_dir, args, log, extra=()):
     cmd = [sys.executable, OURS, config, '--checkpoint', CHECKPOINT,
            '--sampling', 'first', '--max-num-class', '10',
            '--max-num-samples', str(args.per_class), '--work-dir', work_dir,
-           *extra]
+           # the reference stops after the plot: so do we, to compare the
+           # same work (views, clusters, report and explorer come after)
+           '--analysis', *extra]
     wall, run_dir = timed(cmd, work_dir, log)
     with open(osp.join(run_dir, 'run.json')) as f:
         manifest = json.load(f)

@@ -34,10 +34,29 @@ from tsneviz.reduction import BaseReducer, build_reducer
 
 __all__ = [
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
-    'fit_tsne', 'run_vis_tsne', 'run_features', 'run_module', 'analyze_run'
+    'fit_tsne', 'run_vis_tsne', 'run_features', 'run_module', 'analyze_run',
+    'cluster_run', 'compute_neighbors', 'query', 'write_report',
+    'compare_runs', 'make_splits', 'export_selection', 'export_run'
 ]
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
+
+
+def __getattr__(name):
+    # The tools' functions, re-exported without importing their modules
+    # (and their dependencies) until they are used.
+    lazy = {'cluster_run': 'tsneviz.analysis.runs',
+            'compute_neighbors': 'tsneviz.analysis.neighbors',
+            'query': 'tsneviz.analysis.neighbors',
+            'write_report': 'tsneviz.report',
+            'compare_runs': 'tsneviz.compare',
+            'make_splits': 'tsneviz.exporters.splits',
+            'export_selection': 'tsneviz.exporters.selection',
+            'export_run': 'tsneviz.exporters.base'}
+    if name in lazy:
+        import importlib
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 @dataclass

@@ -140,3 +140,21 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, digits_root,
     assert not list(work_dir.glob('tsne_*/run.json'))
     assert not list(work_dir.glob('tsne_*'))
     assert not marker.exists()
+
+
+def test_views_tool_draws_the_asked_colourings(tmp_path, digits_root):
+    run = cli(DEMO_CONFIG, '--checkpoint', DEMO_CHECKPOINT, '--work-dir',
+              tmp_path, '--max-num-samples', '5', '--perplexity', '5',
+              '--n-iter', '250', '--analysis', '--cfg-options',
+              f'test_dataloader.dataset.data_root={digits_root}')
+    run_dir = run.stdout.strip().splitlines()[-1]
+    tool = osp.join(REPO, 'tools', 'views.py')
+    proc = subprocess.run([sys.executable, tool, run_dir, '--views', 'loss',
+                           'prediction'], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert [osp.basename(p) for p in proc.stdout.split()] == \
+        ['feat_3_loss.png', 'feat_3_prediction.png']
+    bad = subprocess.run([sys.executable, tool, str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and 'no run.json' in bad.stderr
+    assert 'Traceback' not in bad.stderr

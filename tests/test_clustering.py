@@ -31,7 +31,7 @@ def digits_run(tmp_path_factory, digits_options):
     """A real run: 25 digits per class through the tiny trained model."""
     from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('clustering') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, work_dir=work_dir,
+    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
                         cfg_options=dict(digits_options), max_num_samples=25,
                         tsne=dict(perplexity=10.0, n_iter=300),
                         show_progress=False)

@@ -22,7 +22,7 @@ TOOL = osp.join(REPO, 'tools', 'neighbors.py')
 def run_dir(tmp_path_factory, digits_options):
     from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('neighbors') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, work_dir=work_dir,
+    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
                         cfg_options=dict(digits_options),
                         max_num_samples=30,
                         tsne=dict(perplexity=10.0, n_iter=400),

@@ -32,7 +32,7 @@ PER_CLASS = 12  # 120 digits: an 11 x 11 sprite grid with a partial last row
 def run_dir(tmp_path_factory, digits_options):
     from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('projector') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, work_dir=work_dir,
+    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
                         cfg_options=dict(digits_options),
                         max_num_samples=PER_CLASS,
                         tsne=dict(perplexity=10.0, n_iter=400),

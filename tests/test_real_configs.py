@@ -56,7 +56,7 @@ def test_unmodified_config_runs_end_to_end(case, tmp_path, digits_root):
             digits_root, keep if pipeline == 'keep' else pipeline)
     else:
         options['test_dataloader.dataset.data_root'] = digits_root
-    run_dir = run_vis_tsne(config, None, work_dir=str(tmp_path),
+    run_dir = run_vis_tsne(config, None, analysis=(), work_dir=str(tmp_path),
                            test_cfg=test_cfg, cfg_options=options,
                            max_num_samples=2, show_progress=False,
                            tsne=dict(perplexity=5.0, n_iter=250))

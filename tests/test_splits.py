@@ -44,7 +44,7 @@ def dup_run(tmp_path_factory, digits_root):
     shutil.copytree(digits_root, root)
     pairs = copied_pairs(root)
     run_dir = run_vis_tsne(
-        DEMO_CONFIG, DEMO_CHECKPOINT, work_dir=str(base / 'work'),
+        DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=str(base / 'work'),
         cfg_options={'test_dataloader.dataset.data_root': root,
                      'test_dataloader.num_workers': 0,
                      'test_dataloader.persistent_workers': False},

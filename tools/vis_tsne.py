@@ -190,7 +190,7 @@ def main(argv=None):
             work_dir=args.work_dir, method=args.method, tsne=layout,
             seed=args.seed, legend=args.legend, show=args.show,
             analysis=args.analysis, argv=argv_used)
-        print(run_dir)
+        print_run_dir(run_dir)
         return
     if args.config is None:
         raise UserError('pass a CONFIG (an mmpretrain config file), or '
@@ -207,7 +207,17 @@ def main(argv=None):
         use_cache=not args.no_cache, method=args.method,
         analysis=args.analysis, argv=argv_used)
     if run_dir is not None:
-        print(run_dir)
+        print_run_dir(run_dir)
+
+
+def print_run_dir(run_dir):
+    """The run directory on stdout; where to look next on stderr."""
+    print(run_dir, flush=True)
+    page = osp.join(osp.abspath(run_dir), 'index.html')
+    if osp.isfile(page):
+        print(f'explorer: file://{page}', file=sys.stderr)
+        print('serve:    python tools/serve.py '
+              f'{osp.dirname(osp.abspath(run_dir))}', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -98,6 +98,9 @@ def test_explorer_files(demo_run):
                          components=['bokeh', 'bokeh-gl']).render_js()
     assert text.count('data:image') == bokeh_js.count('data:image')
     assert 'thumbs/{thumb}.png' in text
+    # a WebGL scatter (the page falls back to Bokeh's canvas only where
+    # the browser's WebGL is a software rasteriser)
+    assert '"output_backend":"webgl"' in text
     assert len(text) < 2_500_000
     manifest = run.manifest
     assert manifest['explorer']['k'] == 9
@@ -150,12 +153,13 @@ def _wait_ready(page):
                            timeout=60_000)
 
 
-def test_explorer_in_chromium(browser, demo_run, tmp_path):
+def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
+    """The whole flow with real mouse events; ``origin``: the only URL
+    prefix the page may request (besides its own blob: downloads)."""
     from tsneviz.exporters.selection import read_indices
     from tsneviz.exporters.splits import write_annotation
     from tsneviz.rundir import Run
 
-    run_dir, page_path = demo_run
     run = Run(run_dir)
     index = run.table['index'].astype(int)
     labels = run.labels
@@ -164,7 +168,7 @@ def test_explorer_in_chromium(browser, demo_run, tmp_path):
     requests, errors = [], []
     page.on('request', lambda r: requests.append(r.url))
     page.on('pageerror', lambda e: errors.append(str(e)))
-    page.goto(pathlib.Path(page_path).as_uri())
+    page.goto(url)
     _wait_ready(page)
     assert page.evaluate('tsneviz.source.data.x.length') == len(run)
     assert page.evaluate('tsneviz.webgl') in (True, False)
@@ -183,8 +187,7 @@ def test_explorer_in_chromium(browser, demo_run, tmp_path):
     hovered = page.locator('#tsneviz-hover .sample')
     assert hovered.get_attribute('data-position') == str(target)
     img = page.locator('#tsneviz-hover img')
-    thumb = img.get_attribute('src')
-    assert thumb == f'thumbs/{target}.png'
+    assert img.get_attribute('src') == f'thumbs/{target}.png'
     page.wait_for_function(
         '() => { const i = document.querySelector("#tsneviz-hover img");'
         ' return i && i.complete && i.naturalWidth > 0; }')
@@ -196,6 +199,9 @@ def test_explorer_in_chromium(browser, demo_run, tmp_path):
     page.mouse.click(*screen[target])
     page.wait_for_selector(
         f'#tsneviz-focus[data-position="{target}"][data-ready="1"]')
+    page.wait_for_function(
+        '() => { const i = document.querySelector("#focus-sample img");'
+        ' return i && i.complete && i.naturalWidth > 0; }')
     neighbours = page.locator('#tsneviz-neighbors .sample')
     assert neighbours.count() == 9
     gts = [int(neighbours.nth(i).get_attribute('data-gt'))
@@ -278,14 +284,45 @@ def test_explorer_in_chromium(browser, demo_run, tmp_path):
     assert open(ann_path).read() == open(reference).read()
     assert not open(ann_path).read().startswith('/')
 
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    page.screenshot(path=osp.join(ARTIFACTS, 'explorer.png'))
+    if screenshot:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        page.screenshot(path=osp.join(ARTIFACTS, screenshot))
     context.close()
 
     assert not errors, errors
-    # offline: the page, its scripts and thumbnails; downloads are blob:
+    # nothing but the page's own folder (or server); downloads are blob:
     # URLs made in the page
     remote = [u for u in requests
-              if not u.startswith(('file://', 'blob:file://'))]
+              if not u.startswith((origin, 'blob:' + origin))]
     assert not remote, remote
     assert any(u.endswith('/explorer/neighbors.js') for u in requests)
+    return requests
+
+
+def test_explorer_in_chromium(browser, demo_run, tmp_path):
+    run_dir, page_path = demo_run
+    requests = explore(browser, run_dir, pathlib.Path(page_path).as_uri(),
+                       'file://', tmp_path, screenshot='explorer.png')
+    assert all(u.startswith(('file://', 'blob:file://')) for u in requests)
+
+
+def test_explorer_served(browser, demo_run, tmp_path):
+    """The same page and flow from tsneviz.server on loopback."""
+    import httpx
+
+    from tsneviz.server.app import create_app
+    from tests.test_server import Served
+
+    run_dir, _ = demo_run
+    (tmp_path / 'served').mkdir()
+    served = Served(create_app(run_dir))
+    try:
+        run_id = httpx.get(served.url + '/api/runs').json()
+        run_id = (run_id['runs'] if isinstance(run_id, dict)
+                  else run_id)[0]['id']
+        requests = explore(browser, run_dir, f'{served.url}/runs/{run_id}/',
+                           served.url, tmp_path / 'served')
+    finally:
+        served.stop()
+    # served, the focused sample's full image comes from the image API
+    assert any(f'/api/runs/{run_id}/images/' in u for u in requests)

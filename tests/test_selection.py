@@ -126,7 +126,7 @@ def test_append_writes_loadable_lines(run_dir, chosen, tmp_path):
 
 
 @pytest.mark.parametrize('indices, label, mode, message', [
-    ([999999, 123456, 0], 'x', 'copy', '2 of the selected indices are not '
+    ([999999, 123456, 0], 'x', 'copy', '2 of the indices are not '
      'samples of the run: 999999, 123456'),
     ([], 'x', 'copy', 'the selection is empty'),
     ([0], 'hard_3', 'append', "label 'hard_3' is not a class of the run"),
@@ -164,5 +164,5 @@ def test_cli_exports_and_fails_in_one_line(run_dir, chosen, tmp_path):
                          timeout=300)
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1
-    assert bad.stderr.startswith('error: 1 of the selected indices are not')
+    assert bad.stderr.startswith('error: 1 of the indices are not')
     assert 'Traceback' not in bad.stderr

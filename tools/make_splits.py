@@ -17,19 +17,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
+from tsneviz.cli import (number_or_auto, quiet_library_warnings,  # noqa
+                         run)
 
 quiet_library_warnings()
-
-
-def _threshold(value: str):
-    if value == 'auto':
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number or 'auto', got {value!r}") from None
 
 
 def parse_args(argv=None):
@@ -46,7 +37,7 @@ def parse_args(argv=None):
                         '(run tools/cluster.py first) or the ground-truth '
                         'class. Defaults to cluster')
     parser.add_argument(
-        '--dup-threshold', type=_threshold, default='auto',
+        '--dup-threshold', type=number_or_auto, default='auto',
         help='cosine distance of features at or below which two samples '
         "are near-duplicates; 'auto' (default) is 0.1 x the median distance "
         'of a sample to its nearest other sample; 0 only identical features')

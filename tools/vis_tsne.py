@@ -10,20 +10,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
+from tsneviz.cli import (number_or_auto, quiet_library_warnings,  # noqa
+                         run)
 
 quiet_library_warnings()
 from mmengine.config import DictAction  # noqa: E402
-
-
-def _learning_rate(value: str):
-    if value == 'auto':
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number or 'auto', got {value!r}") from None
 
 
 def parse_args(argv=None):
@@ -85,7 +76,7 @@ def parse_args(argv=None):
         'in the embedded space and how much space will be between them. '
         'Defaults to 12')
     tsne.add_argument(
-        '--learning-rate', type=_learning_rate,
+        '--learning-rate', type=number_or_auto,
         help="A number, or 'auto' (N / early exaggeration). Defaults to "
         "'auto' (mmpretrain's tool: 200)")
     tsne.add_argument(

@@ -15,6 +15,18 @@ def quiet_library_warnings() -> None:
                             message='Fail to import ``MultiScaleDeformable')
 
 
+def number_or_auto(value: str):
+    """argparse type: a number, or the string ``'auto'``."""
+    import argparse
+    if value == 'auto':
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or 'auto', got {value!r}") from None
+
+
 def run(main: Callable[[], object]) -> None:
     """Call ``main``; a :class:`~tsneviz.errors.UserError` becomes one line.
 

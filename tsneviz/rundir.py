@@ -216,6 +216,26 @@ class Run:
     def has_predictions(self) -> bool:
         return 'pred_label' in self.table
 
+    def positions(self, indices: Iterable[int],
+                  hint: str = 'the index column of samples.csv'
+                  ) -> np.ndarray:
+        """Rows of the given DATASET indices, in order, repeats dropped.
+
+        Raises:
+            UserError: Naming a few indices that are not samples of the run.
+        """
+        row_of = {int(i): p for p, i in enumerate(self.table['index'])}
+        wanted = list(dict.fromkeys(int(i) for i in indices))
+        missing = [i for i in wanted if i not in row_of]
+        if missing:
+            shown = ', '.join(str(i) for i in missing[:5])
+            more = f' and {len(missing) - 5} more' if len(missing) > 5 \
+                else ''
+            raise UserError(f'{len(missing)} of the indices are not samples '
+                            f'of the run: {shown}{more} (they are dataset '
+                            f'indices, {hint})')
+        return np.array([row_of[i] for i in wanted], dtype=np.int64)
+
     def check_index(self, index: int) -> int:
         """A sample position of this run, or a clear error."""
         if not 0 <= index < len(self):

@@ -105,18 +105,10 @@ def read_indices(path: str) -> List[int]:
 
 def _positions(run: Run, indices: Iterable[int]) -> np.ndarray:
     """Run rows of dataset indices; an error naming the missing ones."""
-    row_of = {int(i): p for p, i in enumerate(run.table['index'])}
-    wanted = list(dict.fromkeys(int(i) for i in indices))
-    if not wanted:
+    indices = list(indices)
+    if not indices:
         raise UserError('the selection is empty')
-    missing = [i for i in wanted if i not in row_of]
-    if missing:
-        shown = ', '.join(str(i) for i in missing[:5])
-        more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
-        raise UserError(f'{len(missing)} of the selected indices are not '
-                        f'samples of the run: {shown}{more} (indices are '
-                        'dataset indices, the index column of samples.csv)')
-    return np.array([row_of[i] for i in wanted], dtype=np.int64)
+    return run.positions(indices)
 
 
 def _same_file(src: str, dst: str, mode: str) -> bool:

@@ -21,7 +21,6 @@ import time
 import uuid
 from typing import List
 
-from tsneviz.errors import UserError
 from tsneviz.rundir import Run, write_json, write_table
 
 __all__ = ['FOLDER', 'save_selection', 'list_selections']
@@ -52,22 +51,14 @@ def save_selection(run: Run, name: str, indices: List[int],
         >>> save_selection(Run(run_dir), 'odd sevens', [17, 42])['file']
         'selections/20261123T150348_1a2b3c4d.csv'
     """
-    row_of = {int(i): p for p, i in enumerate(run.table['index'])}
     wanted = list(dict.fromkeys(int(i) for i in indices))
-    missing = [i for i in wanted if i not in row_of]
-    if missing:
-        shown = ', '.join(str(i) for i in missing[:5])
-        more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
-        raise UserError(f'{len(missing)} of the indices are not samples of '
-                        f'the run: {shown}{more} (selections hold DATASET '
-                        'indices, the index field of /points)')
+    rows = run.positions(wanted, hint='the index field of /points')
     folder = osp.join(run.path, FOLDER)
     os.makedirs(folder, exist_ok=True)
     now = time.time()
     # time first so that names sort by creation; uuid4 makes them unique
     selection_id = time.strftime('%Y%m%dT%H%M%S', time.localtime(now)) + \
         '_' + uuid.uuid4().hex[:12]
-    rows = [row_of[i] for i in wanted]
     csv_name = f'{FOLDER}/{selection_id}.csv'
     write_table(osp.join(run.path, csv_name), {
         'index': wanted,

@@ -65,14 +65,15 @@ def test_config_and_cli_values_reach_opentsne(monkeypatch, digits):
     settings = tsne_settings(cfg, {'perplexity': 9.0, 'learning_rate': 150.0,
                                    'init': None})
     assert settings.pop('backend', 'opentsne') == 'opentsne'
-    build_tsne('opentsne', n_iter=300, seed=3, **settings).fit_transform(
-        digits[0])
+    build_tsne('opentsne', n_iter=300, seed=3, ints_in_interval=3.0,
+               **settings).fit_transform(digits[0])
     assert seen['perplexity'] == 9.0            # CLI beats config
     assert seen['early_exaggeration'] == 8.0    # config beats default
     assert seen['initialization'] == 'random'   # CLI None = not given
     assert seen['learning_rate'] == 150.0
     assert seen['metric'] == 'cosine'
     assert seen['random_state'] == 3
+    assert seen['ints_in_interval'] == 3.0
 
 
 def test_reference_flags_reach_sklearn(monkeypatch, digits):

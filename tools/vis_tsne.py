@@ -87,7 +87,8 @@ def parse_args(argv=None):
     tsne.add_argument(
         '--n-iter-without-progress', type=int,
         help='Maximum number of iterations without progress before we abort '
-        'the optimization (-1: never). Defaults to 300')
+        'the optimization (-1: never). Defaults to 50 (opentsne, with a 1%% '
+        'KL tolerance) or 300 (sklearn)')
     tsne.add_argument(
         '--init', type=str,
         help="The init method: pca, random or spectral (opentsne only). "

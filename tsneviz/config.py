@@ -14,7 +14,7 @@ from tsneviz.errors import UserError
 # same names as the CLI flags (underscored), plus the backend choice.
 TSNE_KEYS = ('backend', 'n_components', 'perplexity', 'early_exaggeration',
              'learning_rate', 'n_iter', 'n_iter_without_progress', 'init',
-             'metric', 'seed', 'n_jobs', 'pca_dims', 'kl_tol',
+             'metric', 'seed', 'n_jobs', 'pca_dims', 'kl_tol', 'ints_in_interval',
              'negative_gradient_method', 'neighbors', 'method', 'angle')
 
 

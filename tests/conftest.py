@@ -54,3 +54,20 @@ def _quiet_threads(monkeypatch):
     # Two cores here: keep BLAS and torch from oversubscribing them.
     monkeypatch.setenv('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS',
                                                          '2'))
+
+
+def make_demo_run(work_dir, digits_options, **kwargs):
+    """A real run of the demo model on the test digits, no analysis steps.
+
+    ``kwargs`` override the small, fast defaults (30 samples per class,
+    perplexity 10, 400 iterations).
+    """
+    from tsneviz.apis import run_vis_tsne
+    kwargs.setdefault('max_num_samples', 30)
+    kwargs.setdefault('tsne', dict(perplexity=10.0, n_iter=400))
+    kwargs.setdefault('analysis', ())
+    return run_vis_tsne(DEMO_CONFIG, kwargs.pop('checkpoint',
+                                                DEMO_CHECKPOINT),
+                        work_dir=str(work_dir),
+                        cfg_options=dict(digits_options),
+                        show_progress=False, **kwargs)

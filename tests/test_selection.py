@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+from tests.conftest import REPO, make_demo_run
 from tsneviz.errors import UserError
 from tsneviz.exporters.selection import export_selection, read_indices
 from tsneviz.rundir import Run
@@ -17,13 +17,8 @@ TOOL = osp.join(REPO, 'tools', 'export_selection.py')
 
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory, digits_options):
-    from tsneviz.apis import run_vis_tsne
-    work_dir = str(tmp_path_factory.mktemp('selection') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
-                        cfg_options=dict(digits_options),
-                        max_num_samples=30,
-                        tsne=dict(perplexity=10.0, n_iter=400),
-                        show_progress=False)
+    return make_demo_run(tmp_path_factory.mktemp('selection') / 'work',
+                         digits_options)
 
 
 @pytest.fixture(scope='module')

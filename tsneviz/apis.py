@@ -383,8 +383,10 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
         shared = [run_dir]
         dist.broadcast_object_list(shared)
         run_dir = shared[0]
+        # one logger per run directory: two runs of one process in the
+        # same second must not share a log file
         logger = MMLogger.get_instance(
-            f'tsneviz_{timestamp[0]}', logger_name='tsneviz',
+            f'tsneviz_{osp.abspath(run_dir)}', logger_name='tsneviz',
             log_file=osp.join(run_dir, 'tsne.log') if run_dir else None,
             log_level=cfg.get('log_level', 'INFO'))
         result = _run(cfg, config, checkpoint, sample, loader_cfg, reducer,

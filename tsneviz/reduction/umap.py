@@ -61,8 +61,10 @@ class UMAPReducer(BaseReducer):
         'n_jobs': [Interval(numbers.Integral, -1)],
         'pca_dims': [None, Interval(numbers.Integral, 0)],
     }
+    # n_jobs is accepted for a common CLI, but a seeded UMAP runs on one
+    # thread (see fit_transform).
     defaults = dict(n_components=2, n_neighbors=15, min_dist=0.1,
-                    metric='euclidean', n_epochs=None, seed=0, n_jobs=-1,
+                    metric='euclidean', n_epochs=None, seed=0, n_jobs=1,
                     pca_dims=50)
 
     def check_n_samples(self, n_samples):
@@ -81,13 +83,14 @@ class UMAPReducer(BaseReducer):
         X = self.reduce_dims(X)
         if progress is not None:
             progress(0, 1, None)
-        # A fixed random_state makes umap-learn single-threaded; that is the
-        # price of runs that repeat, which a run directory promises.
+        # A fixed random_state makes umap-learn single-threaded (it warns
+        # and overrides n_jobs); that is the price of runs that repeat,
+        # which a run directory promises, so ask for one thread outright.
         model = umap.UMAP(n_components=p['n_components'],
                           n_neighbors=p['n_neighbors'],
                           min_dist=p['min_dist'], metric=p['metric'],
                           n_epochs=p['n_epochs'], random_state=p['seed'],
-                          n_jobs=p['n_jobs'])
+                          n_jobs=1)
         self.embedding_ = model.fit_transform(X).astype(np.float32)
         if progress is not None:
             progress(1, 1, None)

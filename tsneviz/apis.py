@@ -77,11 +77,6 @@ class Sample:
     class_idx: List[int]
     classes: Optional[List[str]]
 
-    def class_name(self, label: int) -> str:
-        if self.classes is not None and 0 <= label < len(self.classes):
-            return self.classes[label]
-        return str(label)
-
 
 def _resolve_device(device: Optional[str]) -> str:
     import torch
@@ -334,14 +329,8 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
         >>> sorted(os.listdir(run_dir))[:3]
         ['config.py', 'feat_3.npy', 'feat_3.png']
     """
-    started = time.perf_counter()
-    timings: Dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(now - since, 3)
-        return now
-
+    timer = _Timer()
+    started, timings, lap = timer.started, timer.timings, timer.lap
     if launcher not in LAUNCHERS:
         raise UserError(f'unknown --launcher {launcher!r}; choose one of '
                         f'{", ".join(LAUNCHERS)}')
@@ -350,13 +339,7 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise UserError(f'checkpoint not found: {checkpoint}; pass an '
                         'existing file to --checkpoint')
-    settings, ignored = layout_settings(cfg, method, dict(tsne or {}))
-    for name in ignored:
-        print_warning(f'--{name.replace("_", "-")} does not apply to '
-                      f'--method {method}; ignored')
-    seed = seed if seed is not None else settings.get('seed', 0)
-    settings['seed'] = seed
-    reducer = build_reducer(method, **settings)
+    reducer, seed = _layout_reducer(cfg, method, tsne, seed)
     loader_cfg = dataloader_config(cfg, test_cfg, cfg_options)
     device = _resolve_device(device)
 
@@ -492,7 +475,7 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
         extraction=dict(stage=stage, requested_stage=opts['vis_stage'],
                         token_pool=opts['token_pool'],
                         device=opts['device'],
-                        world_size=_world_size(),
+                        world_size=dist.get_world_size(),
                         taps=taps, feature_key=feature_key,
                         cached_from=cached_from and osp.abspath(cached_from)))
     return _write_run(
@@ -703,10 +686,10 @@ def _standalone_run(work_dir: str):
         raise
 
 
-def _layout_reducer(method: str, layout: Optional[dict],
+def _layout_reducer(cfg, method: str, layout: Optional[dict],
                     seed: Optional[int]):
-    from mmengine.config import Config
-    settings, ignored = layout_settings(Config(), method, dict(layout or {}))
+    """The reducer from the config's block and the CLI, and the seed."""
+    settings, ignored = layout_settings(cfg, method, dict(layout or {}))
     for name in ignored:
         print_warning(f'--{name.replace("_", "-")} does not apply to '
                       f'--method {method}; ignored')
@@ -745,6 +728,8 @@ def run_features(features, labels=None, images=None, *,
         >>> run_dir = run_features('embeddings.npy', labels='labels.txt',
         ...                        images='images.txt')
     """
+    from mmengine.config import Config
+
     from tsneviz.data.matrix import (common_root, load_features,
                                      load_images, load_labels)
 
@@ -753,7 +738,7 @@ def run_features(features, labels=None, images=None, *,
     n = len(feats)
     label_ids, classes = load_labels(labels, n)
     img_paths = load_images(images, n)
-    reducer, seed = _layout_reducer(method, tsne, seed)
+    reducer, seed = _layout_reducer(Config(), method, tsne, seed)
     reducer.check_n_samples(n)
     source = features if isinstance(features, str) else None
     work_dir = work_dir or osp.join(
@@ -818,13 +803,14 @@ def run_module(model, data, stage: str, *, classes=None, image_paths=None,
         >>> run_dir = run_module(model, folder, 'avgpool')
     """
     import torch
+    from mmengine.config import Config
     from torch.utils.data import DataLoader
 
     from tsneviz.extraction import extract
     from tsneviz.progress import progress_bar
 
     timer = _Timer()
-    reducer, seed = _layout_reducer(method, tsne, seed)
+    reducer, seed = _layout_reducer(Config(), method, tsne, seed)
     dataset = data.dataset if isinstance(data, DataLoader) else data
     loader = data if isinstance(data, DataLoader) else DataLoader(
         data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
@@ -911,9 +897,3 @@ def _init_distributed(launcher: str, device: str) -> None:
 def _image_prefix(dataset) -> Optional[str]:
     prefix = getattr(dataset, 'data_prefix', None) or {}
     return prefix.get('img_path') if isinstance(prefix, dict) else None
-
-
-def _world_size() -> int:
-    from mmengine import dist
-    return dist.get_world_size()
-

@@ -12,7 +12,7 @@ REQS := requirements/runtime.txt requirements/optional.txt \
 DEMO_CONFIG := configs/digits/resnet18-slim_digits.py
 DEMO_CHECKPOINT := configs/digits/resnet18-slim_digits.pth
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test test-setup browser bulk-venv clean
 
 venv: $(STAMP)
 
@@ -29,8 +29,30 @@ demo: venv
 	$(PY) tools/make_digits.py --out data/digits
 	$(PY) tools/vis_tsne.py $(DEMO_CONFIG) --checkpoint $(DEMO_CHECKPOINT)
 
-test: venv
+# What the tests need beyond .venv; tests themselves install nothing.
+test-setup: venv browser bulk-venv
+
+# Debian's Chromium for the explorer's browser tests (needs root and apt).
+browser:
+	@test -x /usr/bin/chromium || { \
+		test "$$(id -u)" = 0 || { echo 'make browser: /usr/bin/chromium is missing; install Debian chromium as root' >&2; exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# bulk pins numpy<2 and bokeh<3: its own environment reads the Bulk export.
+BULK_VENV := .venv-bulk
+bulk-venv: $(BULK_VENV)/.ready
+
+$(BULK_VENV)/.ready: requirements/bulk-check.txt
+	rm -rf $(BULK_VENV)
+	$(PYTHON) -m venv $(BULK_VENV)
+	$(BULK_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		-r requirements/bulk-check.txt
+	$(BULK_VENV)/bin/python -c 'import bulk._bokeh_utils, bulk.cli.image'
+	touch $@
+
+test: test-setup
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) work_dirs data/digits
+	rm -rf $(VENV) $(BULK_VENV) work_dirs data/digits

@@ -1,18 +1,14 @@
 """The Bulk export, read by bulk 0.4.2's own loader in its own environment.
 
 bulk pins ``numpy<2`` and ``bokeh<3``, so it cannot live in the project's
-environment. A separate virtual environment with ``bulk==0.4.2``,
-``pyarrow<16`` (newer pyarrow needs numpy 2, so bulk does not import) and
-``pandas<3`` (pandas 3 reads text as the ``str`` dtype, which bulk's colour
-mapping rejects) is made from PyPI on first use and reused: under pytest's
-cache (``.pytest_cache/d/bulk-venv``), or at ``$TSNEVIZ_BULK_VENV``.
+environment. A separate virtual environment with the packages of
+``requirements/bulk-check.txt`` is made by ``make bulk-venv`` (which ``make
+test`` runs) at ``.venv-bulk``, or given as ``$TSNEVIZ_BULK_VENV``.
 """
 import csv
-import fcntl
 import json
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 
@@ -25,8 +21,6 @@ from tsneviz.exporters import export_bulk
 from tsneviz.exporters.bulk import color_column
 from tsneviz.rundir import Run, read_table
 
-BULK_REQUIREMENTS = ['bulk==0.4.2', 'pyarrow<16', 'pandas<3']
-INSTALL_TIMEOUT = 900
 
 # Runs inside the bulk environment: bulk's own reader and its image app on
 # each CSV given; prints what they made of it as JSON.
@@ -59,56 +53,16 @@ def _venv_python(venv: str) -> str:
     return osp.join(venv, 'bin', 'python')
 
 
-def _bulk_imports(venv: str) -> bool:
-    python = _venv_python(venv)
-    if not (osp.isfile(osp.join(venv, '.ready')) and osp.exists(python)):
-        return False
-    check = subprocess.run(
-        [python, '-c', 'import bulk._bokeh_utils, bulk.cli.image'],
-        capture_output=True, timeout=300)
-    return check.returncode == 0
-
-
-def _make_bulk_venv(venv: str) -> None:
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, '-m', 'venv', venv], check=True,
-                   timeout=300)
-    try:
-        install = subprocess.run(
-            [_venv_python(venv), '-m', 'pip', 'install', '-q',
-             '--disable-pip-version-check', *BULK_REQUIREMENTS],
-            capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f'installing {" ".join(BULK_REQUIREMENTS)} from PyPI took '
-                    f'over {INSTALL_TIMEOUT} s; is PyPI reachable?')
-    if install.returncode != 0:
-        lines = [line for line in (install.stderr + install.stdout)
-                 .splitlines() if not line.startswith('WARNING: Location')]
-        pytest.fail(f'could not install {" ".join(BULK_REQUIREMENTS)} from '
-                    'PyPI into a separate environment (is PyPI '
-                    'reachable?):\n' + '\n'.join(lines[-15:]))
-    if not osp.exists(_venv_python(venv)) or subprocess.run(
-            [_venv_python(venv), '-c', 'import bulk._bokeh_utils'],
-            capture_output=True).returncode != 0:
-        pytest.fail('bulk==0.4.2 installed but does not import')
-    open(osp.join(venv, '.ready'), 'w').close()
-
-
 @pytest.fixture(scope='session')
-def bulk_python(request, tmp_path_factory):
-    """Python of an environment with bulk 0.4.2, made once and reused."""
-    venv = os.environ.get('TSNEVIZ_BULK_VENV')
-    if not venv:
-        cache = getattr(request.config, 'cache', None)
-        venv = str(cache.mkdir('bulk-venv')) if cache else \
-            str(tmp_path_factory.mktemp('bulk-venv'))
-    os.makedirs(osp.dirname(osp.abspath(venv)), exist_ok=True)
-    # One maker at a time when test sessions run side by side.
-    with open(osp.abspath(venv) + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _bulk_imports(venv):
-            _make_bulk_venv(venv)
-    return _venv_python(venv)
+def bulk_python():
+    """Python of the environment with bulk 0.4.2 that ``make bulk-venv``
+    (run by ``make test``) builds; tests install nothing themselves."""
+    venv = os.environ.get('TSNEVIZ_BULK_VENV') or osp.join(REPO, '.venv-bulk')
+    python = _venv_python(venv)
+    if not osp.isfile(osp.join(venv, '.ready')) or not osp.exists(python):
+        pytest.fail(f'no bulk environment at {venv}: run `make bulk-venv` '
+                    '(it installs requirements/bulk-check.txt)')
+    return python
 
 
 def read_with_bulk(bulk_python, *paths) -> dict:

@@ -1,7 +1,7 @@
 """The explorer page in a real headless Chromium, on a real demo run.
 
-Chromium comes from Debian (``/usr/bin/chromium``; installed here when
-missing and we are root) and is driven by Playwright's Python package; the
+Chromium comes from Debian (``/usr/bin/chromium``, installed by ``make
+browser``, which ``make test`` runs) and is driven by Playwright's Python package; the
 page is opened from ``file://`` and every interaction is a real mouse
 event. ``window.tsneviz`` is used only to read state and to map data
 coordinates to the screen.
@@ -12,7 +12,6 @@ import os
 import os.path as osp
 import pathlib
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -32,21 +31,11 @@ EDGE_PX = 3.0
 
 
 def ensure_chromium() -> str:
-    """Debian's chromium, installed with apt when missing and root."""
-    if osp.isfile(CHROMIUM):
-        return CHROMIUM
-    if os.geteuid() != 0 or shutil.which('apt-get') is None:
-        pytest.fail(f'{CHROMIUM} is missing and this is no root Debian '
-                    'shell: run `apt-get update && apt-get install -y '
-                    'chromium` first')
-    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-    for cmd in (['apt-get', 'update'],
-                ['apt-get', 'install', '-y', 'chromium']):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.fail(f'{" ".join(cmd)} failed:\n{done.stderr[-2000:]}')
+    """Debian's chromium; ``make browser`` (called by ``make test``) installs
+    it, so that tests install nothing themselves."""
     if not osp.isfile(CHROMIUM):
-        pytest.fail(f'apt-get installed chromium but {CHROMIUM} is missing')
+        pytest.fail(f'{CHROMIUM} is missing: run `make browser` (as root), '
+                    'or `apt-get install -y chromium`')
     return CHROMIUM
 
 

@@ -1,5 +1,4 @@
 """Everything after extraction for a plain matrix or any PyTorch model."""
-import json
 import os.path as osp
 import subprocess
 import sys

@@ -7,9 +7,11 @@ leak into other tests.
 """
 
 import hashlib
+import json
 import logging
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import uuid
@@ -183,7 +185,8 @@ def test_runner_checkpoint_loads_safely_and_restores_exact_weights(
     model = fresh_model(seed=123)
     assert not torch.equal(model.conv.weight, expected['conv.weight'])
     result = load_weights(model, checkpoint)
-    assert result == {'missing_keys': [], 'unexpected_keys': []}
+    assert result == {'missing_keys': [], 'unexpected_keys': [],
+                      'mismatched_keys': []}
     assert_same_weights(model, expected)
 
 
@@ -297,7 +300,8 @@ def test_state_dict_layouts_load_exact_weights(layout, logged):
 
     result = load_weights(model, checkpoint, logger=logger)
 
-    assert result == {'missing_keys': [], 'unexpected_keys': []}
+    assert result == {'missing_keys': [], 'unexpected_keys': [],
+                      'mismatched_keys': []}
     assert_same_weights(model, state)
     assert messages == []
 
@@ -315,6 +319,7 @@ def test_missing_and_unexpected_keys_are_returned_and_logged(logged):
     assert result == {
         'missing_keys': ['head.weight', 'head.bias'],
         'unexpected_keys': ['neck.weight'],
+        'mismatched_keys': [],
     }
     assert torch.equal(model.conv.weight, source['conv.weight'])
     assert torch.equal(model.head.weight, head_before)
@@ -328,7 +333,8 @@ def test_old_checkpoint_without_bn_counter_is_not_reported_missing(logged):
     state = fresh_model(1).state_dict()
     del state['bn.num_batches_tracked']
     result = load_weights(fresh_model(2), state, logger=logger)
-    assert result == {'missing_keys': [], 'unexpected_keys': []}
+    assert result == {'missing_keys': [], 'unexpected_keys': [],
+                      'mismatched_keys': []}
 
 
 def test_checkpoint_of_another_model_is_a_user_error(logged):
@@ -391,6 +397,115 @@ def test_unreadable_file_is_a_one_line_user_error(kind, tmp_path,
     assert str(path) in message
     # Nothing here asked for an unsafe global, so trust would not help.
     assert '--trust-checkpoint' not in message
+
+
+def test_text_file_says_it_is_text_not_a_key_error(tmp_path):
+    path = _garbage('text', tmp_path, None)
+    with pytest.raises(UserError, match='is a text file') as caught:
+        load_checkpoint(path)
+    assert "'model: type: ResNet'" in str(caught.value)
+    assert 'KeyError' not in str(caught.value)
+
+
+def test_git_lfs_pointer_says_to_fetch_the_weights(tmp_path):
+    path = tmp_path / 'model.pth'
+    path.write_text('version https://git-lfs.github.com/spec/v1\n'
+                    'oid sha256:' + '0' * 64 + '\nsize 4600000\n')
+    with pytest.raises(UserError, match='Git LFS pointer.*git lfs pull'):
+        load_checkpoint(path)
+
+
+def write_safetensors(path, tensors):
+    """The safetensors layout (a JSON header, then raw little-endian data),
+    written by hand: the safetensors package is not a dependency."""
+    header, blobs, offset = {}, [], 0
+    for name, array in tensors.items():
+        data = np.ascontiguousarray(array, dtype='<f4').tobytes()
+        header[name] = {'dtype': 'F32', 'shape': list(array.shape),
+                        'data_offsets': [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b' ' * (-len(text) % 8)
+    path.write_bytes(struct.pack('<Q', len(text)) + text + b''.join(blobs))
+
+
+@pytest.mark.parametrize('trust', [False, True])
+def test_safetensors_file_is_named_with_how_to_convert(tmp_path, trust):
+    path = tmp_path / 'model.safetensors'
+    write_safetensors(path, {'conv.weight': np.ones((4, 3, 3, 3))})
+    with pytest.raises(UserError, match='is a safetensors file') as caught:
+        load_checkpoint(path, trust=trust)
+    assert 'torch.save(st.load_file(' in str(caught.value)
+    assert '\n' not in str(caught.value)
+
+
+def zip_bomb(path, inflated):
+    """A real torch zip checkpoint plus a deflated member of ``inflated``
+    zero bytes: a few kilobytes on disk."""
+    torch.save({'state_dict': {'w': torch.zeros(2)}}, path)
+    with zipfile.ZipFile(path, 'a', compression=zipfile.ZIP_DEFLATED) as z:
+        prefix = z.namelist()[0].split('/')[0]
+        with z.open(f'{prefix}/data/99', 'w', force_zip64=True) as member:
+            chunk = bytes(1 << 20)
+            for _ in range(inflated >> 20):
+                member.write(chunk)
+
+
+@pytest.mark.parametrize('trust', [False, True])
+def test_zip_member_inflating_past_the_cap_is_refused(tmp_path, monkeypatch,
+                                                      trust):
+    import tsneviz.checkpoint as checkpoint
+    path = tmp_path / 'bomb.pth'
+    zip_bomb(path, 32 << 20)
+    assert path.stat().st_size < 1 << 20
+    # The real floor is 64 MiB; a lower one keeps the test file small.
+    monkeypatch.setattr(checkpoint, 'INFLATE_FLOOR', 1 << 20)
+    with pytest.raises(UserError, match='zip bomb') as caught:
+        load_checkpoint(path, trust=trust)
+    assert f'{32 << 20} bytes' in str(caught.value) or \
+        str(32 << 20) in str(caught.value)
+    # an ordinary checkpoint of the same content passes the same check
+    plain = tmp_path / 'plain.pth'
+    torch.save({'state_dict': {'w': torch.zeros(2)}}, plain)
+    assert load_checkpoint(plain)['state_dict']['w'].shape == (2, )
+
+
+def test_truncated_zip_checkpoint_is_named_damaged(tmp_path,
+                                                   runner_checkpoint):
+    data = runner_checkpoint[0].read_bytes()
+    path = tmp_path / 'cut.pth'
+    path.write_bytes(data[:len(data) - 100])
+    with pytest.raises(UserError, match='damaged or truncated zip'):
+        load_checkpoint(path)
+
+
+def test_all_weights_of_another_shape_is_an_error_not_random_weights(logged):
+    logger, _ = logged
+    wide = {k: torch.zeros(*(d + 1 for d in v.shape))
+            for k, v in fresh_model(1).state_dict().items()
+            if v.ndim > 0}
+    model = fresh_model(2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UserError, match='have other shapes') as caught:
+        load_weights(model, {'state_dict': wide}, logger=logger)
+    assert "'bn.bias' is (5,) in the checkpoint, (4,) in the model" in \
+        str(caught.value)
+    assert_same_weights(model, before)
+
+
+def test_some_weights_of_another_shape_are_reported_and_warned(logged):
+    logger, messages = logged
+    source = fresh_model(1).state_dict()
+    state = dict(source, **{'head.weight': torch.zeros(7, 4),
+                            'head.bias': torch.zeros(7)})
+    model = fresh_model(2)
+    head_before = model.head.weight.clone()
+    result = load_weights(model, {'state_dict': state}, logger=logger)
+    assert result['mismatched_keys'] == ['head.bias', 'head.weight']
+    assert torch.equal(model.conv.weight, source['conv.weight'])
+    assert torch.equal(model.head.weight, head_before)
+    assert any('NOT loaded' in m and 'head.weight' in m for m in messages)
 
 
 # 5. Dataset meta and hashing ------------------------------------------------

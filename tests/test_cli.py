@@ -7,8 +7,11 @@ import json
 import os
 import os.path as osp
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+from urllib.parse import unquote, urlparse
 
 import pytest
 import torch
@@ -24,10 +27,10 @@ def reference_tool():
                     'visualization', 'vis_tsne.py')
 
 
-def cli(*args, cwd=None):
+def cli(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, TOOL, *map(str, args)],
                           capture_output=True, text=True, cwd=cwd or REPO,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def test_every_reference_argument_is_accepted_with_its_type():
@@ -63,15 +66,70 @@ def test_every_reference_argument_is_accepted_with_its_type():
 
 
 def test_a_whole_run_prints_its_run_directory(tmp_path, digits_root):
+    # a work dir with a space, and --show where no window can open
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
     proc = cli(DEMO_CONFIG, '--checkpoint', DEMO_CHECKPOINT, '--work-dir',
-               tmp_path, '--max-num-samples', '8', '--perplexity', '8',
-               '--n-iter', '300', '--cfg-options',
-               f'test_dataloader.dataset.data_root={digits_root}')
+               tmp_path / 'my runs', '--max-num-samples', '8',
+               '--perplexity', '8', '--n-iter', '300', '--show',
+               '--cfg-options',
+               f'test_dataloader.dataset.data_root={digits_root}', env=env)
     assert proc.returncode == 0, proc.stderr
     run_dir = proc.stdout.strip().splitlines()[-1]
     assert osp.isfile(osp.join(run_dir, 'run.json'))
     assert json.load(open(osp.join(run_dir, 'run.json')))['n_samples'] == 80
     assert 'Traceback' not in proc.stderr
+    with open(osp.join(run_dir, 'tsne.log')) as f:
+        assert 'Apply t-SNE to visualize 80 samples of 10 classes.' in \
+            f.read()
+    lines = proc.stderr.splitlines()
+    # one warning: the plot is saved, not shown, and where it is
+    warnings = [line for line in lines if line.startswith('warning:')]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        'warning: --show: there is no display')
+    plot = osp.join(run_dir, 'feat_3.png')
+    assert warnings[0].endswith(plot) and osp.isfile(plot)
+    # links and commands that survive the space when pasted
+    uri = next(line for line in lines if line.startswith('explorer: '))
+    uri = uri.split(' ', 1)[1]
+    assert uri.startswith('file:///') and ' ' not in uri
+    assert unquote(urlparse(uri).path) == \
+        osp.join(osp.abspath(run_dir), 'index.html')
+    serve = next(line for line in lines if line.startswith('serve: '))
+    words = shlex.split(serve.split(':', 1)[1])
+    assert words[0] == 'python' and len(words) == 3
+    assert osp.isfile(osp.join(REPO, words[1]))
+    assert words[2] == osp.dirname(osp.abspath(run_dir))
+
+
+def test_display_problem(monkeypatch):
+    import matplotlib
+
+    from tsneviz.cli import display_problem
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    monkeypatch.setattr(sys, 'platform', 'linux')
+    assert 'no display' in display_problem()
+    monkeypatch.setenv('DISPLAY', ':0')
+    monkeypatch.setattr(matplotlib, 'get_backend', lambda: 'agg')
+    assert 'backend agg cannot open a window' in display_problem()
+    monkeypatch.setattr(matplotlib, 'get_backend', lambda: 'TkAgg')
+    assert display_problem() is None
+
+
+def test_log_counts_only_classes_with_samples(tmp_path, digits_root):
+    from tests.conftest import make_demo_run
+    root = tmp_path / 'digits'
+    shutil.copytree(digits_root, root)
+    for png in (root / 'val' / '9').glob('*.png'):
+        png.unlink()  # class 9 exists, without samples
+    run_dir = make_demo_run(
+        tmp_path / 'work', {'test_dataloader.dataset.data_root': str(root),
+                            'test_dataloader.num_workers': 0},
+        class_idx=[7, 8, 9], max_num_samples=6, tsne=dict(perplexity=3.0))
+    with open(osp.join(run_dir, 'tsne.log')) as f:
+        assert ('Apply t-SNE to visualize 12 samples of 2 classes (1 of '
+                'the 3 classes asked for have no samples).') in f.read()
 
 
 class Payload:

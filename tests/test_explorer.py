@@ -11,7 +11,6 @@ import json
 import os
 import os.path as osp
 import pathlib
-import shutil
 
 import numpy as np
 import pytest

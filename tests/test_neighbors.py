@@ -109,6 +109,19 @@ def test_grid_png_is_written(run_dir, tmp_path):
     assert width > 500 and height > 500
 
 
+def test_grid_warns_about_missing_images(run_dir, tmp_path, capsys):
+    out = str(tmp_path / 'grid.png')
+    found = query(run_dir, index=7, k=4)
+    save_neighbor_grid(describe_sample(run_dir, 7), found, out)
+    assert 'warning' not in capsys.readouterr().err
+    gone = [dict(item, img_path=str(tmp_path / f'gone_{i}.png'))
+            for i, item in enumerate(found[:2])]
+    save_neighbor_grid(describe_sample(run_dir, 7), gone + found[2:], out)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('warning: 2 of the 5 images')
+    assert str(tmp_path / 'gone_0.png') in err[0]
+
+
 @pytest.mark.parametrize('kwargs, message', [
     (dict(index=300), 'index 300 is out of range'),
     (dict(index=-1), 'index -1 is out of range'),

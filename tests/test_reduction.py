@@ -169,3 +169,49 @@ def test_a_start_layout_array_is_used_and_checked(monkeypatch, digits):
     assert np.abs(a - c).max() > 1.0          # another start, another map
     with pytest.raises(UserError, match=r'start layout has shape \(10, 2\)'):
         build_tsne('opentsne', init=np.zeros((10, 2))).fit_transform(X)
+
+
+@pytest.mark.parametrize('backend', ['opentsne', 'sklearn'])
+@pytest.mark.parametrize('n', [1, 2])
+def test_fewer_than_three_samples_is_a_clear_error(backend, n):
+    reducer = build_tsne(backend, perplexity=0.5)
+    with pytest.raises(UserError, match=f'at least 3 samples, got {n}'):
+        reducer.fit_transform(np.random.rand(n, 8))
+
+
+@pytest.mark.parametrize('backend', ['opentsne', 'sklearn'])
+@pytest.mark.parametrize('n', [3, 4, 7, 20])
+def test_the_suggested_perplexity_really_runs(backend, n):
+    import re
+    with pytest.raises(UserError) as err:
+        build_tsne(backend, perplexity=float(n)).check_n_samples(n)
+    suggested = float(re.search(r'ideally about ([\d.]+)\)',
+                                str(err.value)).group(1))
+    reducer = build_tsne(backend, perplexity=suggested, n_iter=250)
+    coords = reducer.fit_transform(
+        np.random.default_rng(n).normal(size=(n, 8)))
+    assert coords.shape == (n, 2) and np.isfinite(coords).all()
+
+
+def test_opentsne_records_the_perplexity_it_really_uses(monkeypatch,
+                                                        digits):
+    X = digits[0][:31]
+    seen = spy(monkeypatch, openTSNE.TSNE)
+    reducer = build_tsne('opentsne', perplexity=25.0, n_iter=250)
+    reducer.fit_transform(X)
+    # openTSNE's ceiling is (N - 1) / 3 = 10: passed on, not lowered inside
+    assert seen['perplexity'] == 10.0
+    assert reducer.params['perplexity'] == 10.0
+    assert reducer.describe() == 'opentsne t-SNE · perplexity 10'
+    assert reducer.results()['perplexity_requested'] == 25.0
+    # a perplexity it can use is kept, and nothing extra is recorded
+    kept = build_tsne('opentsne', perplexity=5.0, n_iter=250)
+    kept.fit_transform(X)
+    assert kept.params['perplexity'] == 5.0
+    assert 'perplexity_requested' not in kept.results()
+
+
+def test_opentsne_refuses_a_perplexity_that_finds_no_neighbours():
+    with pytest.raises(UserError, match='at least 1/3'):
+        build_tsne('opentsne', perplexity=0.3)
+    build_tsne('sklearn', perplexity=0.3)  # scikit-learn copes

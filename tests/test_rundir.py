@@ -41,6 +41,7 @@ def make_run(work_dir, name, key, complete=True, with_features=True):
         rundir.write_array(osp.join(run_dir, 'feat_3.npy'), np.zeros((2, 2)))
     if complete:
         rundir.write_json(osp.join(run_dir, 'run.json'), {
+            'n_samples': 2,
             'extraction': {'feature_key': key, 'keys': ['feat_3']}})
     return run_dir
 

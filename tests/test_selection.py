@@ -95,29 +95,39 @@ def test_link_mode_links_to_the_images(run_dir, chosen, tmp_path):
         assert osp.realpath(dst) == osp.realpath(src)
 
 
-def test_append_writes_loadable_lines(run_dir, chosen, tmp_path):
+def test_append_writes_loadable_lines(run_dir, chosen, tmp_path, capsys):
     from mmpretrain.datasets import CustomDataset
     run = Run(run_dir)
     prefix = run.manifest['data_prefix']
+    first = osp.relpath(chosen[min(chosen)], prefix)
+    assert first == '0/10.png'  # one of the chosen images...
     ann = tmp_path / 'train.txt'
-    ann.write_text('0/10.png 0\n')
+    ann.write_text('0/10.png 0\n')  # ... is already listed, as class 0
     selection = tmp_path / 'sel.csv'
     selection.write_text('index\n' + '\n'.join(map(str, chosen)) + '\n')
     result = export_selection(run_dir, str(selection), '3', str(ann),
                               mode='append')
-    assert result['added'] == 7
+    assert result['added'] == 6 and result['skipped'] == 1
+    # an image is never listed twice; its existing label is kept, loudly
+    assert 'warning: 1 images are already in' in capsys.readouterr().err
     lines = ann.read_text().splitlines()
-    assert lines[0] == '0/10.png 0' and len(lines) == 8
+    assert lines[0] == '0/10.png 0' and len(lines) == 7
     ds = CustomDataset(ann_file=str(ann), data_prefix=prefix, pipeline=[])
-    assert len(ds) == 8
-    loaded = [ds.get_data_info(i) for i in range(1, 8)]
+    assert len(ds) == 7
+    loaded = [ds.get_data_info(i) for i in range(7)]
     assert [d['img_path'] for d in loaded] == list(chosen.values())
-    assert all(d['gt_label'] == 3 for d in loaded)
+    assert [d['gt_label'] for d in loaded] == [0] + [3] * 6
     assert all(osp.isfile(d['img_path']) for d in loaded)
     # appending the same selection again adds nothing
     again = export_selection(run_dir, list(chosen), '3', str(ann),
                              mode='append')
-    assert again['added'] == 0 and len(ann.read_text().splitlines()) == 8
+    assert again['added'] == 0 and len(ann.read_text().splitlines()) == 7
+    # a listed image is recognised under an absolute spelling too
+    other = tmp_path / 'other.txt'
+    other.write_text(f'{chosen[max(chosen)]} 3\n')
+    result = export_selection(run_dir, list(chosen), '3', str(other),
+                              mode='append')
+    assert result['added'] == 6 and len(other.read_text().splitlines()) == 7
 
 
 @pytest.mark.parametrize('indices, label, mode, message', [

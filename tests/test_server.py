@@ -140,11 +140,11 @@ class Served:
 
 
 @pytest.fixture(scope='module')
-def server(tree):
+def server(tree, digits_root):
     served = Served(create_app(
         tree['root'], configs_dir=osp.join(REPO, 'configs'),
         checkpoints_dir=osp.dirname(DEMO_CHECKPOINT),
-        max_body_bytes=MAX_BODY))
+        max_body_bytes=MAX_BODY, data_dirs=[digits_root]))
     with httpx.Client(base_url=served.url, timeout=120) as client:
         yield client
     served.stop()
@@ -341,7 +341,10 @@ def test_selection_saved_and_listed(server, tree):
     saved = r.json()
     assert saved['indices'] == [101, 105] and saved['label'] == 'seven'
     listed = server.get(f'/api/runs/{A}/selections').json()['selections']
-    assert saved in listed
+    summary = {k: v for k, v in saved.items() if k != 'indices'}
+    assert dict(summary, n_indices=2) in listed
+    one = server.get(f'/api/runs/{A}/selections/{saved["id"]}')
+    assert one.status_code == 200 and one.json() == saved
     csv_path = osp.join(tree['root'], 'cfg', 'tsne_a', saved['file'])
     assert read_indices(csv_path) == [101, 105]  # export_selection reads it
     assert not [f for f in os.listdir(osp.dirname(csv_path))
@@ -482,11 +485,11 @@ def test_job_runs_end_to_end(server, digits_options, monkeypatch):
     assert thumb.status_code == 200 and thumb.content[:4] == b'\x89PNG'
 
 
-def test_failed_job_reports_its_error(server, tmp_path):
+def test_failed_job_reports_its_error(server, digits_root):
     r = server.post('/api/jobs', json=dict(
         config='digits/resnet18-slim_digits.py', max_num_samples=3,
         cfg_options={'test_dataloader.dataset.data_root':
-                     str(tmp_path / 'no_data'),
+                     osp.join(digits_root, 'no_data'),
                      'test_dataloader.num_workers': 0,
                      'test_dataloader.persistent_workers': False}))
     assert r.status_code == 202, r.text
@@ -498,6 +501,8 @@ def test_failed_job_reports_its_error(server, tmp_path):
         job = server.get(f'/api/jobs/{job["id"]}').json()
     assert job['state'] == 'failed' and job['error'], job
     assert job['run'] is None and 'Traceback' not in job['error']
+    # the data folder is named by its label, not its path
+    assert digits_root not in job['error'], job['error']
 
 
 # ---- token and host ------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 
 from tsneviz.analysis.summary import (COLUMNS, summarize_clusters,
                                       write_summary)
+from tsneviz.labels import LabelSpace
 
 CLASSES = ['cat', 'dog', 'bird']
 
@@ -73,7 +74,8 @@ def test_top_lists_are_capped_at_three():
     table = dict(gt_label=np.array([0, 0, 1, 1, 2, 3, 3, 3]),
                  pred_label=np.array([1, 1, 0, 2, 3, 0, 0, 0]),
                  loss=np.ones(8))
-    row, = summarize_clusters(ids, table, class_names=list('abcd'))
+    row, = summarize_clusters(ids, table,
+                              LabelSpace.build(list('abcd'), None, 4))
     assert row['classes'] == 'd:3;a:2;b:2'
     assert row['top_confusions'] == 'd->a:3;a->b:2;b->a:1'
 
@@ -115,10 +117,20 @@ def test_class_names_win_and_numeric_names_read_back_as_integers():
     rows = summarize_clusters(ids, table)
     assert rows[0]['top_confusions'] == '3->7:1'
     assert rows[0]['dominant_class'] == '3'
-    named = summarize_clusters(ids, table,
-                               class_names=[str(i) for i in range(7)] +
-                               ['seven'])
+    named = summarize_clusters(ids, table, LabelSpace.build(
+        [str(i) for i in range(7)] + ['seven'], None, 8))
     assert named[0]['top_confusions'] == '3->seven:1'
+
+
+def test_predictions_of_other_classes_are_not_errors():
+    ids, table = pets()
+    # a model with 1000 unnamed classes: its ids are not the pets'
+    other = LabelSpace.build(['cat', 'dog', 'bird'], None, 1000)
+    rows = summarize_clusters(ids, table, other)
+    assert [r['cluster'] for r in rows] == [0, 1, 2]  # by size
+    for r in rows:
+        assert r['error_rate'] is None and r['mean_loss'] is None
+        assert r['top_confusions'] == ''
 
 
 def test_csv_has_exactly_the_columns_and_no_temp_files(tmp_path):

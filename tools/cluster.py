@@ -97,6 +97,7 @@ def main(argv=None):
     args = parse_args(argv)
     from tsneviz.analysis.runs import cluster_run
     from tsneviz.analysis.summary import SUMMARY
+    from tsneviz.rundir import recorded_step
 
     params = dict(min_cluster_size=args.min_cluster_size,
                   min_samples=args.min_samples, linkage=args.linkage,
@@ -104,9 +105,11 @@ def main(argv=None):
     # A flag left unset is not passed, so each method keeps its defaults
     # and a flag of another method is an error that names it.
     params = {k: v for k, v in params.items() if v is not None}
-    rows = cluster_run(args.run_dir, method=args.method,
-                       n_clusters=args.n_clusters, on=args.on, key=args.key,
-                       pca_dims=args.pca_dims, seed=args.seed, **params)
+    with recorded_step(args.run_dir, 'clusters'):
+        rows = cluster_run(args.run_dir, method=args.method,
+                           n_clusters=args.n_clusters, on=args.on,
+                           key=args.key, pca_dims=args.pca_dims,
+                           seed=args.seed, **params)
     print_summary(rows, osp.join(args.run_dir, SUMMARY))
 
 

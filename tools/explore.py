@@ -39,9 +39,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from tsneviz.explorer import write_explorer
+    from tsneviz.rundir import recorded_step
 
-    page = write_explorer(args.run_dir, key=args.key, k=args.k,
-                          thumb_size=args.thumb_size, show_progress=True)
+    with recorded_step(args.run_dir, 'explorer'):
+        page = write_explorer(args.run_dir, key=args.key, k=args.k,
+                              thumb_size=args.thumb_size, show_progress=True)
     print(pathlib.Path(osp.abspath(page)).as_uri())
 
 

@@ -93,7 +93,11 @@ def options_of(args) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     from tsneviz.exporters import export_run
+    from tsneviz.rundir import Run
 
+    # A damaged run is refused before an exporter creates its folder, so a
+    # failed export leaves nothing half-written in the run directory.
+    Run(args.run_dir).check_arrays()
     paths = export_run(args.run_dir, args.format, out=args.out, key=args.key,
                        **options_of(args))
     for path in paths:

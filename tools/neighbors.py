@@ -52,9 +52,13 @@ def main(argv=None):
     args = parse_args(argv)
     from tsneviz.analysis.neighbors import (describe_sample, load_neighbors,
                                             query, save_neighbor_grid)
+    from tsneviz.data.paths import run_image_paths
     from tsneviz.rundir import Run, update_manifest
 
     run_dir = args.run_dir
+    # an older run with relative paths and no recorded folder: say so now,
+    # rather than draw a grid of missing tiles
+    run_image_paths(Run(run_dir))
     found = query(run_dir, index=args.index, image=args.image, k=args.k,
                   key=args.key, metric=args.metric, device=args.device)
     if args.index is not None:

@@ -27,7 +27,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from tsneviz.report import write_report
-    for path in write_report(args.run_dir, key=args.key):
+    from tsneviz.rundir import recorded_step
+    with recorded_step(args.run_dir, 'report'):
+        paths = write_report(args.run_dir, key=args.key)
+    for path in paths:
         print(path)
 
 

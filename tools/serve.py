@@ -1,15 +1,19 @@
 """Serve tsneviz runs: explorer pages and a REST API (FastAPI + uvicorn).
 
 Binds 127.0.0.1 by default. Any other address is reachable from the
-network, so it needs ``--token``: every request must then carry
-``Authorization: Bearer <token>`` (or open a page with ``?token=<token>``).
+network, so it needs ``--token`` (a short or repetitive one gets a
+warning): every request must then carry ``Authorization: Bearer <token>``
+(or open a page with ``?token=<token>``). Jobs (new runs over HTTP) are
+off unless ``--jobs`` is given; they then read configs, checkpoints and
+data only from ``--configs-dir``, ``--checkpoints-dir`` and ``--data-dir``.
 
 Examples::
 
     python tools/serve.py work_dirs --port 8000
     # then open http://127.0.0.1:8000/ ; the API spec: /docs, /openapi.json
     python tools/serve.py work_dirs --host 0.0.0.0 --token "$(openssl rand \\
-        -hex 16)" --configs-dir configs --checkpoints-dir checkpoints
+        -hex 16)" --jobs --configs-dir configs --data-dir data \\
+        --checkpoints-dir checkpoints
 """
 import argparse
 import os
@@ -40,9 +44,16 @@ def parse_args(argv=None):
                         help='token every request must carry (Authorization: '
                         'Bearer, or ?token= on pages). Defaults to '
                         '$TSNEVIZ_TOKEN')
+    parser.add_argument('--jobs', action='store_true',
+                        help='accept POST /api/jobs (new extraction + t-SNE '
+                        'runs); needs --data-dir. Off by default')
     parser.add_argument('--configs-dir', default='configs',
-                        help='the only folder POST /api/jobs may take '
+                        help='with --jobs: the only folder jobs may take '
                         'configs from, by relative name. Defaults to configs')
+    parser.add_argument('--data-dir', action='append', default=[],
+                        help='with --jobs: a folder jobs may read datasets '
+                        'from (every resolved data_root / data_prefix / '
+                        'ann_file must be inside one); repeatable')
     parser.add_argument('--checkpoints-dir', default=None,
                         help='the only folder POST /api/jobs may take '
                         'checkpoints from. Defaults to none (jobs run '
@@ -50,38 +61,82 @@ def parse_args(argv=None):
     parser.add_argument('--max-body-bytes', type=int, default=None,
                         help='larger request bodies get 413. Defaults to '
                         '1 MiB')
+    parser.add_argument('--max-jobs', type=int, default=1,
+                        help='jobs run at a time. Defaults to 1')
+    parser.add_argument('--max-queue', type=int, default=8,
+                        help='jobs that may wait; more get 429. Defaults '
+                        'to 8')
+    parser.add_argument('--max-selections', type=int, default=1000,
+                        help='selections a run may hold; more get 409. '
+                        'Defaults to 1000')
+    parser.add_argument('--body-timeout', type=float, default=10.0,
+                        help='seconds a request body may take to arrive; '
+                        'then 408. Defaults to 10')
+    parser.add_argument('--keep-alive-timeout', type=float, default=5.0,
+                        help='seconds an idle connection is kept open. '
+                        'Defaults to 5')
+    parser.add_argument('--max-connections', type=int, default=256,
+                        help='connections served at once; more get 503. '
+                        'Defaults to 256')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     from tsneviz.errors import UserError
-    from tsneviz.server.security import is_loopback
+    from tsneviz.server.security import is_loopback, weak_token
 
-    if not is_loopback(args.host) and not args.token:
-        raise UserError(f'--host {args.host} is reachable from other '
-                        'machines: pass --token (or set TSNEVIZ_TOKEN), or '
-                        'bind 127.0.0.1')
+    if not is_loopback(args.host):
+        if not args.token:
+            raise UserError(f'--host {args.host} is reachable from other '
+                            'machines: pass --token (or set TSNEVIZ_TOKEN), '
+                            'or bind 127.0.0.1')
+        weakness = weak_token(args.token)
+        if weakness:
+            print(f'warning: --token is easy to guess on --host {args.host}: '
+                  f'{weakness}; use e.g. "$(openssl rand -hex 16)"',
+                  file=sys.stderr)
     if not osp.isdir(args.root):
         raise UserError(f'not a directory: {args.root}; pass a run directory '
                         'or a work dir holding runs')
-    configs_dir = args.configs_dir
-    if configs_dir is not None and not osp.isdir(configs_dir):
-        print(f'note: no configs directory {configs_dir}: jobs are disabled',
-              file=sys.stderr)
-        configs_dir = None
-    if args.checkpoints_dir is not None and \
-            not osp.isdir(args.checkpoints_dir):
-        raise UserError(f'--checkpoints-dir {args.checkpoints_dir} is not a '
-                        'directory')
+    for value, flag in ((args.max_jobs, '--max-jobs'),
+                        (args.max_queue, '--max-queue'),
+                        (args.max_selections, '--max-selections'),
+                        (args.max_connections, '--max-connections')):
+        if value < 1:
+            raise UserError(f'{flag} must be at least 1')
+    if args.body_timeout <= 0 or args.keep_alive_timeout <= 0:
+        raise UserError('--body-timeout and --keep-alive-timeout must be '
+                        'positive')
+    configs_dir = None
+    if args.jobs:
+        configs_dir = args.configs_dir
+        if not osp.isdir(configs_dir):
+            raise UserError(f'--configs-dir {configs_dir} is not a '
+                            'directory; --jobs takes configs from it')
+        if not args.data_dir:
+            raise UserError('--jobs needs --data-dir: the folder(s) jobs '
+                            'may read datasets from')
+    for folder, flag in [(args.checkpoints_dir, '--checkpoints-dir')] + \
+            [(d, '--data-dir') for d in args.data_dir]:
+        if folder is not None and not osp.isdir(folder):
+            raise UserError(f'{flag} {folder} is not a directory')
 
     import uvicorn
 
     from tsneviz.server.app import MAX_BODY_BYTES, create_app
     app = create_app(args.root, configs_dir=configs_dir,
                      checkpoints_dir=args.checkpoints_dir, token=args.token,
-                     max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES)
+                     max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES,
+                     data_dirs=[osp.abspath(d) for d in args.data_dir],
+                     max_jobs=args.max_jobs, max_queue=args.max_queue,
+                     body_timeout=args.body_timeout,
+                     max_selections=args.max_selections)
     uvicorn.run(app, host=args.host, port=args.port,
+                # an idle connection is closed after this; a slow body is
+                # cut off by the app (--body-timeout)
+                timeout_keep_alive=args.keep_alive_timeout,
+                limit_concurrency=args.max_connections,
                 # the token may be in a page's query string: no access log
                 access_log=not args.token, log_level='info')
 

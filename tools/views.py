@@ -13,6 +13,7 @@ from tsneviz.cli import run  # noqa: E402
 
 
 def main(argv=None):
+    from tsneviz.rundir import recorded_step
     from tsneviz.visualization import VIEWS, render_views
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,8 +24,10 @@ def main(argv=None):
     parser.add_argument('--size-by-loss', action='store_true', default=None,
                         help='marker area follows the loss')
     args = parser.parse_args(argv)
-    for path in render_views(args.run_dir, views=args.views, key=args.key,
-                             size_by_loss=args.size_by_loss):
+    with recorded_step(args.run_dir, 'views'):
+        paths = render_views(args.run_dir, views=args.views, key=args.key,
+                             size_by_loss=args.size_by_loss)
+    for path in paths:
         print(path)
 
 

@@ -10,8 +10,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from tsneviz.cli import (number_or_auto, quiet_library_warnings,  # noqa
-                         run)
+from tsneviz.cli import (display_problem, file_uri,  # noqa: E402
+                         number_or_auto, quiet_library_warnings, run,
+                         tool_command)
 
 quiet_library_warnings()
 from mmengine.config import DictAction  # noqa: E402
@@ -176,13 +177,16 @@ def main(argv=None):
                   min_dist=args.min_dist)
     argv_used = [sys.argv[0]] + list(argv if argv is not None
                                      else sys.argv[1:])
+    # plt.show() without a display fails or does nothing, silently
+    no_display = display_problem() if args.show else None
+    show = args.show and no_display is None
     if args.features is not None:
         run_dir = run_features(
             args.features, labels=args.labels, images=args.images,
             work_dir=args.work_dir, method=args.method, tsne=layout,
-            seed=args.seed, legend=args.legend, show=args.show,
+            seed=args.seed, legend=args.legend, show=show,
             analysis=args.analysis, argv=argv_used)
-        print_run_dir(run_dir)
+        print_run_dir(run_dir, no_display)
         return
     if args.config is None:
         raise UserError('pass a CONFIG (an mmpretrain config file), or '
@@ -192,24 +196,36 @@ def main(argv=None):
         test_cfg=args.test_cfg, vis_stage=args.vis_stage,
         class_idx=args.class_idx, max_num_class=args.max_num_class,
         max_num_samples=args.max_num_samples, cfg_options=args.cfg_options,
-        device=args.device, legend=args.legend, show=args.show, tsne=layout,
+        device=args.device, legend=args.legend, show=show, tsne=layout,
         seed=args.seed, sampling=args.sampling, batch_size=args.batch_size,
         num_workers=args.num_workers, launcher=args.launcher,
         token_pool=args.token_pool, trust_checkpoint=args.trust_checkpoint,
         use_cache=not args.no_cache, method=args.method,
         analysis=args.analysis, argv=argv_used)
     if run_dir is not None:
-        print_run_dir(run_dir)
+        print_run_dir(run_dir, no_display)
 
 
-def print_run_dir(run_dir):
-    """The run directory on stdout; where to look next on stderr."""
+def print_run_dir(run_dir, no_display=None):
+    """The run directory on stdout; where to look next on stderr.
+
+    Args:
+        run_dir (str): The run directory.
+        no_display (str, optional): Why ``--show`` could not show the
+            plot; then a warning says where it is instead.
+    """
+    from tsneviz.rundir import Run
+
     print(run_dir, flush=True)
+    if no_display:
+        plots = [osp.join(run_dir, f'{key}.png') for key in Run(run_dir).keys]
+        print(f'warning: --show: {no_display}; the plot is saved but not '
+              f'shown: {", ".join(plots)}', file=sys.stderr)
     page = osp.join(osp.abspath(run_dir), 'index.html')
     if osp.isfile(page):
-        print(f'explorer: file://{page}', file=sys.stderr)
-        print('serve:    python tools/serve.py '
-              f'{osp.dirname(osp.abspath(run_dir))}', file=sys.stderr)
+        print(f'explorer: {file_uri(page)}', file=sys.stderr)
+        print('serve:    ' + tool_command(
+            'serve.py', osp.dirname(osp.abspath(run_dir))), file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ from tsneviz.config import (dataloader_config, layout_settings, load_config,
 from tsneviz.data import (UnreadableSampleError, build_dataset, build_loader,
                           dataset_classes, dataset_labels, image_paths,
                           resolve_class_idx, sample_per_class)
+from tsneviz.data.paths import absolute
 from tsneviz.errors import UserError
 from tsneviz.reduction import BaseReducer, build_reducer
 
@@ -135,7 +136,8 @@ def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu',
     except KeyError as err:
         raise UserError(f'could not build the model: {err}') from err
     info = dict(path=checkpoint, sha256=None, trusted=trust_checkpoint,
-                dataset_meta={}, missing_keys=[], unexpected_keys=[])
+                dataset_meta={}, missing_keys=[], unexpected_keys=[],
+                mismatched_keys=[])
     if checkpoint is None:
         if logger is not None:
             logger.warning('no --checkpoint given: the model keeps its '
@@ -291,6 +293,8 @@ def _load_cached(run_dir: str, manifest: dict) -> dict:
         features=features,
         labels=np.asarray(table['gt_label'], dtype=np.int64),
         logits=np.load(logits_path) if osp.isfile(logits_path) else None,
+        model_classes=((manifest.get('label_space') or {}).get('model')
+                       or {}).get('names'),
         taps=manifest['extraction']['taps'],
         stage=manifest['extraction']['stage'])
 
@@ -360,6 +364,7 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     run_dir = None
     try:
         from mmengine.logging import MMLogger
+        from tsneviz.rundir import quiet_log_file
         if is_main:
             from tsneviz.rundir import new_run_dir
             run_dir = new_run_dir(cfg.work_dir, timestamp[0])
@@ -368,10 +373,10 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
         run_dir = shared[0]
         # one logger per run directory: two runs of one process in the
         # same second must not share a log file
-        logger = MMLogger.get_instance(
+        logger = quiet_log_file(MMLogger.get_instance(
             f'tsneviz_{osp.abspath(run_dir)}', logger_name='tsneviz',
             log_file=osp.join(run_dir, 'tsne.log') if run_dir else None,
-            log_level=cfg.get('log_level', 'INFO'))
+            log_level=cfg.get('log_level', 'INFO')))
         result = _run(cfg, config, checkpoint, sample, loader_cfg, reducer,
                       run_dir, logger, timings, lap, t,
                       dict(vis_stage=vis_stage, token_pool=token_pool,
@@ -388,12 +393,13 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
                            argv=argv, started=started,
                            max_num_samples=max_num_samples))
         return result
-    except BaseException:
+    except BaseException as err:
         # A run directory without run.json is incomplete by contract; do
         # not leave one behind that a user could mistake for a result.
         if is_main and run_dir is not None and \
                 not osp.isfile(osp.join(run_dir, 'run.json')):
             shutil.rmtree(run_dir, ignore_errors=True)
+        _raise_write_error(err, cfg.work_dir)
         raise
 
 
@@ -408,8 +414,13 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
     if is_main:
         cfg.dump(osp.join(run_dir, 'config.py'))
     n = len(sample.indices)
-    logger.info(f'Apply t-SNE to visualize {n} samples of '
-                f'{len(sample.class_idx)} classes.')
+    # classes asked for but without samples are not in the plot
+    n_classes = len(np.unique(sample.labels))
+    empty = len(sample.class_idx) - n_classes
+    logger.info(f'Apply t-SNE to visualize {n} samples of {n_classes} '
+                'classes' + (f' ({empty} of the {len(sample.class_idx)} '
+                             'classes asked for have no samples).'
+                             if empty > 0 else '.'))
 
     from tsneviz.checkpoint import file_sha256
     ckpt_sha = file_sha256(checkpoint) if checkpoint else None
@@ -419,6 +430,8 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
         dataset=loader_cfg.get('dataset'), checkpoint=ckpt_sha,
         # without a checkpoint the weights are the seeded random init
         init_seed=None if ckpt_sha else opts['seed'],
+        # a relative data_root names other images from another folder
+        images=absolute(_image_prefix(sample.dataset)),
         stage=opts['vis_stage'], token_pool=opts['token_pool'],
         indices=sample.indices.tolist()))
     cached_from = rundir.find_cached_run(cfg.work_dir, feature_key) \
@@ -431,6 +444,7 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
                     'checkpoint, stage and samples); skipping the model.')
         cached = _load_cached(cached_from, rundir.read_manifest(cached_from))
         features, logits = cached['features'], cached['logits']
+        model_classes = cached['model_classes']
         taps, stage = cached['taps'], cached['stage']
         t = lap('features_from_cache', t)
     else:
@@ -438,10 +452,9 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
                                   opts['trust_checkpoint'], logger,
                                   seed=opts['seed'])
         ckpt_info.update(missing_keys=info['missing_keys'],
-                         unexpected_keys=info['unexpected_keys'])
-        if sample.classes is None and info['dataset_meta'].get('classes'):
-            sample.classes = [str(c) for c in
-                              info['dataset_meta']['classes']]
+                         unexpected_keys=info['unexpected_keys'],
+                         mismatched_keys=info['mismatched_keys'])
+        model_classes = _model_classes(cfg, model, info)
         _prefer_channels_last(model, opts['device'])
         t = lap('model', t)
         loader, positions = build_loader(loader_cfg, sample.dataset,
@@ -469,9 +482,11 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
         checkpoint=ckpt_info,
         sampling=dict(mode=opts['sampling'], class_idx=sample.class_idx,
                       max_num_samples=opts['max_num_samples']),
-        data_root=loader_cfg['dataset'].get('data_root', None),
+        # absolute: a relative data_root means "from the folder the run
+        # was started in", which later tools need not run from
+        data_root=absolute(loader_cfg['dataset'].get('data_root', None)),
         # where img_path values start: annotation files are relative to it
-        data_prefix=_image_prefix(sample.dataset),
+        data_prefix=absolute(_image_prefix(sample.dataset)),
         extraction=dict(stage=stage, requested_stage=opts['vis_stage'],
                         token_pool=opts['token_pool'],
                         device=opts['device'],
@@ -483,31 +498,39 @@ def _run(cfg, config, checkpoint, sample, loader_cfg, reducer, run_dir,
         img_paths=image_paths(sample.dataset, sample.indices),
         labels=sample.labels, classes=sample.classes, reducer=reducer,
         stage=stage, manifest=manifest, timings=timings, lap=lap, t=t,
-        logger=logger, opts=opts)
+        logger=logger, opts=opts, model_classes=model_classes)
 
 
-def _class_names(classes: Optional[List[str]], labels: np.ndarray
-                 ) -> List[str]:
-    if classes:
-        return list(classes)
-    return [str(i) for i in range(int(labels.max(initial=0)) + 1)]
+def _model_classes(cfg, model, info) -> Optional[List[str]]:
+    """Names of the model's classes: checkpoint, config, model, or None.
+
+    Never the test dataset's: that is the other label space.
+    """
+    for meta in (info['dataset_meta'], cfg.get('dataset_meta', None),
+                 getattr(model, '_dataset_meta', None),
+                 getattr(model, 'dataset_meta', None)):
+        if isinstance(meta, dict) and meta.get('classes'):
+            return [str(c) for c in meta['classes']]
+    return None
 
 
 def _write_run(run_dir, *, features, logits, indices, img_paths, labels,
                classes, reducer, stage, manifest, timings, lap, t, logger,
-               opts) -> str:
+               opts, model_classes=None) -> str:
     """Everything after extraction: arrays, layouts, metrics, plots, table,
     and ``run.json`` last; then the analysis that reads the run back."""
     from tsneviz import rundir
     from tsneviz.extraction import prediction_columns
+    from tsneviz.labels import LabelSpace
     from tsneviz.metrics import separation_metrics
     from tsneviz.visualization import plot_embedding
 
     n = len(indices)
-    names = _class_names(classes, labels)
-
-    def class_name(label):
-        return names[label] if 0 <= label < len(names) else str(label)
+    space = LabelSpace.build(classes, labels, None if logits is None
+                             else logits.shape[1], model_classes)
+    if logits is not None:
+        logger.info(space.describe())
+    names = {int(y): space.dataset_name(y) for y in np.unique(labels)}
 
     outputs: List[str] = []
     for key, feats in features.items():
@@ -521,14 +544,17 @@ def _write_run(run_dir, *, features, logits, indices, img_paths, labels,
             rundir.write_array(osp.join(run_dir, 'logits.npy'), logits)))
 
     columns = dict(index=indices, img_path=img_paths, gt_label=labels,
-                   gt_class=[class_name(int(y)) for y in labels])
+                   gt_class=[space.dataset_name(y) for y in labels])
     if logits is not None:
-        preds = prediction_columns(logits, labels)
+        # loss only where the truth is a class of the model
+        preds = prediction_columns(
+            logits, space.to_model(labels) if space.matched else None)
         columns['pred_label'] = preds['pred_label']
-        columns['pred_class'] = [class_name(int(y))
+        columns['pred_class'] = [space.model_name(y)
                                  for y in preds['pred_label']]
         for name in ('score', 'entropy', 'loss'):
-            columns[name] = preds[name]
+            if name in preds:
+                columns[name] = preds[name]
 
     method = opts.get('method', 'tsne')
     results = {}
@@ -567,10 +593,13 @@ def _write_run(run_dir, *, features, logits, indices, img_paths, labels,
         tsneviz_version=__version__,
         created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
         command=opts['argv'] if opts['argv'] is not None else sys.argv,
+        # what relative paths in the command and config are relative to
+        cwd=osp.abspath('.'),
         **manifest,
         seed=opts['seed'],
         n_samples=n,
-        classes=classes,
+        classes=space.dataset_classes(),
+        label_space=space.to_json(),
         layout=layout,
         results=results,
         timings=timings,
@@ -599,6 +628,13 @@ def analyze_run(run_dir: str, steps: Sequence[str] = ANALYSES, logger=None,
                 seed: int = 0, show_progress: bool = True) -> List[str]:
     """Views, neighbours, clusters, report and explorer of a run directory.
 
+    Each step runs even when an earlier one failed, and ``run.json``
+    records every step's outcome under ``analysis`` (``pending`` before it
+    runs, then ``ok`` with its seconds, ``skipped`` with the reason, or
+    ``failed`` with the error). A run directory is thus never taken for
+    more complete than it is, and a failed step is named, with the command
+    that runs it again.
+
     Args:
         run_dir (str): A complete run directory.
         steps (Sequence[str]): Which of :data:`ANALYSES` to run. Defaults
@@ -608,46 +644,99 @@ def analyze_run(run_dir: str, steps: Sequence[str] = ANALYSES, logger=None,
         show_progress (bool): Draw progress bars. Defaults to True.
 
     Returns:
-        list[str]: The steps that ran.
+        list[str]: The steps that ran and succeeded.
+
+    Raises:
+        AnalysisFailed: After all steps, when any of them failed (a
+            one-line :class:`UserError`, exit status 3): the run itself
+            is complete.
 
     Examples:
         >>> analyze_run(run_dir, steps=('views', 'clusters'))
         ['views', 'clusters']
     """
+    from tsneviz import rundir
+
     unknown = sorted(set(steps) - set(ANALYSES))
     if unknown:
         raise UserError(f'unknown analysis {", ".join(unknown)}; choose '
                         f'from {", ".join(ANALYSES)}')
-    done = []
-    for step in ANALYSES:
-        if step not in steps:
-            continue
+    wanted = [step for step in ANALYSES if step in steps]
+    if not wanted:
+        return []
+    # Marked pending first: a run killed during its analysis says so.
+    rundir.record_analysis(run_dir, {s: dict(status='pending')
+                                     for s in wanted})
+    done, failed = [], []
+    for step in wanted:
         started = time.perf_counter()
-        if step == 'views':
-            from tsneviz.visualization import render_views
-            render_views(run_dir)
-        elif step == 'neighbors':
-            from tsneviz.analysis import compute_neighbors
-            compute_neighbors(run_dir, k=min(20, _run_size(run_dir) - 1),
-                              show_progress=show_progress)
-        elif step == 'clusters':
-            from tsneviz.analysis import cluster_run
-            cluster_run(run_dir, seed=seed)
-        elif step == 'report':
-            from tsneviz.report import write_report
-            write_report(run_dir)
-        elif step == 'explorer':
-            try:
-                from tsneviz.explorer import write_explorer
-            except ImportError:  # bokeh is an optional extra
+        try:
+            skipped = _analysis_step(step, run_dir, seed, show_progress)
+        except Exception as err:  # one step's failure must not hide others
+            reason = ' '.join(str(err).split()) or type(err).__name__
+            if not isinstance(err, UserError):
+                reason = f'{type(err).__name__}: {reason}'
+            outcome = dict(status='failed', error=reason,
+                           seconds=round(time.perf_counter() - started, 3))
+            if not isinstance(err, UserError):
+                # a bug: keep where it happened, in run.json, not on the
+                # terminal (the CLI prints one line)
+                import traceback
+                outcome['traceback'] = traceback.format_exc()
+            failed.append((step, reason))
+            if logger is not None:
+                logger.error(f'{step} failed: {reason}')
+        else:
+            seconds = round(time.perf_counter() - started, 3)
+            if skipped:
+                outcome = dict(status='skipped', reason=skipped)
                 if logger is not None:
-                    logger.warning('explorer skipped: pip install bokeh')
-                continue
-            write_explorer(run_dir)
-        done.append(step)
-        if logger is not None:
-            logger.info(f'{step}: {time.perf_counter() - started:.1f} s')
+                    logger.warning(f'{step} skipped: {skipped}')
+            else:
+                outcome = dict(status='ok', seconds=seconds)
+                done.append(step)
+                if logger is not None:
+                    logger.info(f'{step}: {seconds:.1f} s')
+        rundir.record_analysis(run_dir, {step: outcome})
+    if failed:
+        names = [f"'{step}'" for step, _ in failed]
+        names = ' and '.join([', '.join(names[:-1]), names[-1]]
+                             if len(names) > 1 else names)
+        reasons = '; '.join(f'{step}: {reason}' for step, reason in failed) \
+            if len(failed) > 1 else failed[0][1]
+        commands = '; '.join(rundir.step_command(step, run_dir)
+                             for step, _ in failed)
+        raise rundir.AnalysisFailed(
+            f'analysis step{"s" if len(failed) > 1 else ""} {names} failed: '
+            f'{reasons}; the layout and features in {run_dir} are '
+            f'complete (run.json records each step); re-run '
+            f'{"them" if len(failed) > 1 else "it"} with {commands}')
     return done
+
+
+def _analysis_step(step: str, run_dir: str, seed: int,
+                   show_progress: bool) -> Optional[str]:
+    """Run one analysis step; the reason when it was skipped, else None."""
+    if step == 'views':
+        from tsneviz.visualization import render_views
+        render_views(run_dir)
+    elif step == 'neighbors':
+        from tsneviz.analysis import compute_neighbors
+        compute_neighbors(run_dir, k=min(20, _run_size(run_dir) - 1),
+                          show_progress=show_progress)
+    elif step == 'clusters':
+        from tsneviz.analysis import cluster_run
+        cluster_run(run_dir, seed=seed)
+    elif step == 'report':
+        from tsneviz.report import write_report
+        write_report(run_dir)
+    elif step == 'explorer':
+        try:
+            from tsneviz.explorer import write_explorer
+        except ImportError:  # bokeh is an optional extra
+            return 'bokeh is not installed: pip install bokeh'
+        write_explorer(run_dir)
+    return None
 
 
 def _run_size(run_dir: str) -> int:
@@ -673,17 +762,27 @@ def _standalone_run(work_dir: str):
     """A new run directory with its log; removed if the run fails."""
     from mmengine.logging import MMLogger
 
-    from tsneviz.rundir import new_run_dir
+    from tsneviz.rundir import new_run_dir, quiet_log_file
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
     run_dir = new_run_dir(work_dir, timestamp)
     try:
-        yield run_dir, MMLogger.get_instance(
+        yield run_dir, quiet_log_file(MMLogger.get_instance(
             f'tsneviz_{osp.abspath(run_dir)}', logger_name='tsneviz',
-            log_file=osp.join(run_dir, 'tsne.log'))
-    except BaseException:
+            log_file=osp.join(run_dir, 'tsne.log')))
+    except BaseException as err:
         if not osp.isfile(osp.join(run_dir, 'run.json')):
             shutil.rmtree(run_dir, ignore_errors=True)
+        _raise_write_error(err, work_dir)
         raise
+
+
+def _raise_write_error(err: BaseException, work_dir: str) -> None:
+    """A full disk or read-only folder while writing the run (the log, a
+    plot, config.py) is the user's to fix: one line, not a traceback."""
+    from tsneviz.rundir import write_error
+    user_error = write_error(err, inside=work_dir)
+    if user_error is not None and user_error is not err:
+        raise user_error from None
 
 
 def _layout_reducer(cfg, method: str, layout: Optional[dict],

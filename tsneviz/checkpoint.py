@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import pickle
 import re
+import struct
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +30,8 @@ import torch
 from tsneviz.errors import UserError
 
 __all__ = [
-    'checkpoint_dataset_meta', 'file_sha256', 'load_checkpoint',
-    'load_weights', 'safe_globals'
+    'check_checkpoint_file', 'checkpoint_dataset_meta', 'file_sha256',
+    'load_checkpoint', 'load_weights', 'safe_globals'
 ]
 
 # HistoryBuffer pickles its statistics registry as bound functions, which
@@ -46,6 +49,14 @@ _REFUSED_PATTERNS = (
 )
 
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
+
+# torch.save stores zip members uncompressed, so a real checkpoint inflates
+# to about its own size. A member that claims far more is a zip bomb (torch
+# allocates the declared size before reading): refused above this ratio of
+# inflated to compressed bytes, with a floor so that tiny members never
+# trip it.
+MAX_INFLATE_RATIO = 10
+INFLATE_FLOOR = 64 << 20
 
 
 def _numpy_multiarray():
@@ -184,6 +195,7 @@ def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict:
     if os.path.isdir(path):
         raise UserError(f'checkpoint is a directory: {path}; '
                         'pass a .pth file to --checkpoint')
+    check_checkpoint_file(path)
     try:
         if trust:
             checkpoint = torch.load(
@@ -218,6 +230,92 @@ def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict:
     return checkpoint
 
 
+def check_checkpoint_file(path: str) -> None:
+    """Refuse, from its first bytes, a file torch cannot or must not load.
+
+    Catches what torch reports obscurely (an empty or text file gives
+    ``KeyError: 101``, a safetensors file an ``IndexError`` or a hint to
+    install a package) and a zip whose members claim to inflate far past
+    the file's size, which torch would allocate before reading.
+
+    Args:
+        path (str): The checkpoint file.
+
+    Raises:
+        UserError: Saying what the file is and what to pass instead.
+    """
+    size = os.path.getsize(path)
+    if size == 0:
+        raise UserError(f'checkpoint {path} is empty; pass the .pth file '
+                        'saved by training (torch.save)')
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    if head.startswith(b'PK\x03\x04'):
+        _check_zip(path, size)
+        return
+    if _is_safetensors(head, size):
+        raise UserError(
+            f'checkpoint {path} is a safetensors file; tsneviz reads '
+            'PyTorch checkpoints: convert it with python -c "import torch, '
+            'safetensors.torch as st; torch.save(st.load_file(\'IN\'), '
+            '\'OUT.pth\')" and pass OUT.pth')
+    if head.startswith(b'version https://git-lfs'):
+        raise UserError(f'checkpoint {path} is a Git LFS pointer, not the '
+                        'weights; fetch them with git lfs pull')
+    if head[:1] != b'\x80' and _looks_like_text(head):
+        start = ' '.join(head[:40].decode('utf-8', 'replace').split())
+        raise UserError(f'checkpoint {path} is a text file (it starts with '
+                        f'{start!r}), not a PyTorch checkpoint; pass the '
+                        '.pth file saved by training (torch.save)')
+
+
+def _check_zip(path: str, size: int) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError(f'checkpoint {path} is a damaged or truncated zip '
+                        f'archive ({error}); download or copy it again'
+                        ) from None
+    cap = max(MAX_INFLATE_RATIO * size, INFLATE_FLOOR)
+    inflated = sum(member.file_size for member in members)
+    if inflated > cap:
+        biggest = max(members, key=lambda m: m.file_size)
+        raise UserError(
+            f'checkpoint {path} is refused: its zip members claim '
+            f'{inflated} bytes once inflated ({biggest.filename}: '
+            f'{biggest.file_size}) from a {size}-byte file, more than '
+            f'{MAX_INFLATE_RATIO}x its size (torch.save does not compress);'
+            ' it looks like a zip bomb')
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    # 8-byte little-endian header length, then a JSON object.
+    if len(head) < 10 or head[8:9] != b'{':
+        return False
+    (length, ) = struct.unpack('<Q', head[:8])
+    if length + 8 > size:
+        return False
+    if length + 8 <= len(head):
+        try:
+            json.loads(head[8:8 + length])
+        except ValueError:
+            return False
+    return True
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        # a multi-byte character cut at the 4096-byte boundary
+        try:
+            text = head[:-3].decode('utf-8')
+        except UnicodeDecodeError:
+            return False
+    return all(c.isprintable() or c in '\t\r\n\f' for c in text)
+
+
 def _state_dict_of(checkpoint: Mapping) -> Mapping:
     # The same choice mmengine's _load_checkpoint_to_model makes.
     state_dict = checkpoint.get('state_dict', checkpoint)
@@ -247,12 +345,14 @@ def load_weights(model: torch.nn.Module,
             current ``MMLogger``.
 
     Returns:
-        dict: ``{'missing_keys': [...], 'unexpected_keys': [...]}``: model
-        keys the checkpoint lacks, and checkpoint keys the model lacks.
+        dict: ``{'missing_keys': [...], 'unexpected_keys': [...],
+        'mismatched_keys': [...]}``: model keys the checkpoint lacks,
+        checkpoint keys the model lacks, and keys of both whose shapes
+        differ (not loaded; warned about).
 
     Raises:
-        UserError: No weight name of the checkpoint matches the model, so
-            it is for a different model.
+        UserError: No weight name of the checkpoint matches the model, or
+            every shared weight has another shape: nothing would load.
 
     Examples:
         >>> result = load_weights(model, load_checkpoint('epoch_100.pth'))
@@ -270,18 +370,40 @@ def load_weights(model: torch.nn.Module,
     # mmengine loads whatever matches and only logs the rest, so a
     # checkpoint for another model would "load" into an untouched model.
     given = {
-        re.sub(revise_keys[0][0], revise_keys[0][1], k)
-        for k in _state_dict_of(checkpoint)
+        re.sub(revise_keys[0][0], revise_keys[0][1], k): v
+        for k, v in _state_dict_of(checkpoint).items()
     }
     target = model.module if is_model_wrapper(model) else model
-    expected = set(target.state_dict())
-    if not given & expected:
+    expected = target.state_dict()
+    if not given.keys() & expected.keys():
         example = (f" (e.g. it has '{min(given)}', the model has "
                    f"'{min(expected)}')" if given and expected else '')
         raise UserError(
             f'checkpoint does not fit this model: none of its {len(given)} '
             f'weight names matches any of the model\'s {len(expected)}'
             f'{example}; pass the checkpoint that belongs to the config')
+    # A weight of the wrong shape is skipped by the loader with a log line;
+    # if that is every weight, the model keeps its random initialisation.
+    mismatched = sorted(
+        k for k in given.keys() & expected.keys()
+        if tuple(getattr(given[k], 'shape', ())) != tuple(expected[k].shape))
+    loaded = [k for k in given.keys() & expected.keys()
+              if k not in mismatched and 'num_batches_tracked' not in k]
+    if not loaded:
+        k = mismatched[0]
+        raise UserError(
+            f'checkpoint does not fit this model: all {len(mismatched)} '
+            'weights it shares with the model have other shapes (e.g. '
+            f"'{k}' is {tuple(given[k].shape)} in the checkpoint, "
+            f'{tuple(expected[k].shape)} in the model), so no weight would '
+            'load; pass the checkpoint that belongs to the config, or set '
+            'the config to the checkpoint\'s model (e.g. num_classes)')
+    if mismatched:
+        logger.warning(
+            f'{len(mismatched)} checkpoint weight(s) have another shape than '
+            f"the model's and were NOT loaded (they keep their random "
+            f'initial values): {", ".join(mismatched[:10])}'
+            + (' ...' if len(mismatched) > 10 else ''))
 
     # mmengine's load_state_dict logs the mismatch but returns nothing; its
     # call to the root module's post hooks carries the complete lists.
@@ -307,6 +429,7 @@ def load_weights(model: torch.nn.Module,
             if 'num_batches_tracked' not in k
         ],
         'unexpected_keys': captured.get('unexpected', []),
+        'mismatched_keys': mismatched,
     }
 
 

@@ -1,7 +1,17 @@
-"""What every ``tools/*.py`` script shares: quiet imports, one-line errors."""
+"""What every ``tools/*.py`` script shares: quiet imports, one-line errors,
+commands and links printed so that they can be pasted."""
+import os
+import os.path as osp
+import pathlib
+import shlex
 import sys
 import warnings
-from typing import Callable
+from typing import Callable, Optional
+
+#: matplotlib backends that only write files (no window).
+NON_INTERACTIVE_BACKENDS = ('agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg',
+                            'template')
+TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
 
 
 def quiet_library_warnings() -> None:
@@ -25,6 +35,50 @@ def number_or_auto(value: str):
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a number or 'auto', got {value!r}") from None
+
+
+def shell_command(*args) -> str:
+    """A command line to print: each argument quoted for a POSIX shell.
+
+    Examples:
+        >>> shell_command('python', 'tools/serve.py', 'my runs')
+        "python tools/serve.py 'my runs'"
+    """
+    return ' '.join(shlex.quote(str(a)) for a in args)
+
+
+def tool_command(tool: str, *args) -> str:
+    """``python tools/<tool> ARGS`` as :func:`shell_command` prints it.
+
+    The script path is relative when the current folder contains it (the
+    repository root), absolute otherwise, so the line runs from here.
+    """
+    script = osp.join(TOOLS, tool)
+    relative = osp.relpath(script)
+    return shell_command('python', script if relative.startswith('..')
+                         else relative, *args)
+
+
+def file_uri(path: str) -> str:
+    """A ``file://`` URI of ``path`` (spaces and ``#`` percent-encoded).
+
+    Examples:
+        >>> file_uri('/runs/my run/index.html')
+        'file:///runs/my%20run/index.html'
+    """
+    return pathlib.Path(osp.abspath(path)).as_uri()
+
+
+def display_problem() -> Optional[str]:
+    """Why a plot window cannot open here, or None when it can."""
+    if sys.platform.startswith('linux') and not (
+            os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        return 'there is no display (DISPLAY and WAYLAND_DISPLAY are unset)'
+    import matplotlib
+    backend = matplotlib.get_backend()
+    if backend.lower() in NON_INTERACTIVE_BACKENDS:
+        return f"matplotlib's backend {backend} cannot open a window"
+    return None
 
 
 def run(main: Callable[[], object]) -> None:

@@ -219,9 +219,11 @@ def _metrics(features, coords, labels, run: Run, order, metric,
 
     out = dict(separation_metrics(features, coords, labels, k=10, seed=seed))
     out['silhouette_features'] = _silhouette(features, labels, metric, seed)
-    if run.has_predictions:
-        pred = run.table['pred_label'][order].astype(np.int64)
-        out['accuracy'] = float(np.mean(pred == labels))
+    correct = run.label_space.correct(
+        labels, run.table['pred_label'][order]) \
+        if run.has_predictions else None
+    if correct is not None:
+        out['accuracy'] = float(np.mean(correct))
         loss = run.table['loss'][order] if 'loss' in run.table else None
         out['mean_loss'] = float(np.nanmean(loss)) \
             if loss is not None and np.isfinite(loss).any() else None
@@ -248,7 +250,7 @@ def _describe(run: Run, key: str) -> dict:
 
 
 # ---------------------------------------------------------------- outputs
-def _plot(coords_a, coords_b, labels, names, info_a, info_b, align,
+def _plot(coords_a, coords_b, labels, name_of, info_a, info_b, align,
           out_path) -> str:
     """Both maps side by side in one frame, coloured as ``plot_embedding``.
 
@@ -303,7 +305,7 @@ def _plot(coords_a, coords_b, labels, names, info_a, info_b, align,
     if len(classes) <= AUTO_LEGEND_MAX_CLASSES:
         handles = [Line2D([], [], linestyle='none', marker='o', markersize=6,
                           markeredgewidth=0, markerfacecolor=color,
-                          label=names[int(c)])
+                          label=name_of(int(c)))
                    for color, c in zip(colors, classes)]
         axes[1].legend(handles=handles, loc='upper left',
                        bbox_to_anchor=(1.02, 1.0), frameon=False,
@@ -418,12 +420,16 @@ def compare_runs(run_a: str, run_b: str, out_dir: Optional[str] = None,
                    metric, seed)
     m_b = _metrics(feats_b, coords_b, labels, b, order, metric, seed)
     notes = []
-    both_heads = a.has_predictions and b.has_predictions
-    if not both_heads:
-        which = ' and '.join(s for s, r in (('A', a), ('B', b))
-                             if not r.has_predictions)
-        notes.append(f'{which}: no classification head, so accuracy and '
-                     'loss are not compared.')
+    both_heads = 'accuracy' in m_a and 'accuracy' in m_b
+    for why, runs in (
+            ('no classification head', [s for s, r in (('A', a), ('B', b))
+                                        if not r.has_predictions]),
+            ('predictions in the model\'s own classes, not the dataset\'s',
+             [s for s, r in (('A', a), ('B', b)) if r.has_predictions and
+              not r.label_space.matched])):
+        if runs:
+            notes.append(f'{" and ".join(runs)}: {why}, so accuracy and '
+                         'loss are not compared.')
     rows = []
     for name, label, direction in METRICS:
         if name in ('accuracy', 'mean_loss') and not both_heads:
@@ -453,7 +459,7 @@ def compare_runs(run_a: str, run_b: str, out_dir: Optional[str] = None,
                  json=osp.join(out_dir, COMPARE_JSON),
                  aligned=osp.join(out_dir, ALIGNED_NPY))
     write_array(files['aligned'], np.asarray(coords_b, dtype=np.float32))
-    _plot(coords_a, coords_b, labels, _class_names(a, labels), info_a,
+    _plot(coords_a, coords_b, labels, a.label_space.dataset_name, info_a,
           info_b, align, files['png'])
     text = render_markdown(result).encode('utf-8')
     _atomic(files['md'], lambda f: f.write(text))
@@ -461,7 +467,3 @@ def compare_runs(run_a: str, run_b: str, out_dir: Optional[str] = None,
     write_json(files['json'], result)
     return dict(result, out_dir=out_dir, files=files)
 
-
-def _class_names(run: Run, labels: np.ndarray) -> List[str]:
-    names = [str(c) for c in (run.classes or [])]
-    return names + [str(i) for i in range(len(names), int(labels.max()) + 1)]

@@ -14,7 +14,8 @@ from tsneviz.errors import UserError
 # same names as the CLI flags (underscored), plus the backend choice.
 TSNE_KEYS = ('backend', 'n_components', 'perplexity', 'early_exaggeration',
              'learning_rate', 'n_iter', 'n_iter_without_progress', 'init',
-             'metric', 'seed', 'n_jobs', 'pca_dims', 'kl_tol', 'ints_in_interval',
+             'metric', 'seed', 'n_jobs', 'pca_dims', 'kl_tol',
+             'ints_in_interval',
              'negative_gradient_method', 'neighbors', 'method', 'angle')
 
 
@@ -49,12 +50,18 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 def resolve_work_dir(cfg: Config, config_path: str,
                      work_dir: Optional[str] = None) -> str:
-    """Work dir: CLI > ``work_dir`` in the file > ``work_dirs/<config>``."""
+    """Work dir: CLI > ``work_dir`` in the file > ``work_dirs/<config>``.
+
+    A work dir that is an existing file is refused here, before the model
+    and the data are loaded.
+    """
+    from tsneviz.rundir import check_work_dir
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
+    check_work_dir(cfg.work_dir)
     return cfg.work_dir
 
 

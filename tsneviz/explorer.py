@@ -155,6 +155,7 @@ def write_thumbnails(run_dir: str, paths: Sequence[str], size: int = 64,
     """
     from PIL import Image
 
+    from tsneviz.data.display import to_display
     from tsneviz.progress import progress_bar
 
     if int(size) != size or size < 8:
@@ -178,8 +179,7 @@ def write_thumbnails(run_dir: str, paths: Sequence[str], size: int = 64,
             try:
                 with Image.open(paths[t]) as image:
                     image.draft('RGB', (size, size))  # fast JPEG shrink
-                    image = image.convert(
-                        'L' if image.mode in ('1', 'L', 'I;16') else 'RGB')
+                    image = to_display(image, grey=True)  # 16-bit scaled
                     image.thumbnail((size, size), Image.Resampling.LANCZOS)
                     _atomic(out, lambda f, im=image: im.save(
                         f, format='PNG', optimize=True))
@@ -283,7 +283,11 @@ def _columns(run: Run, key: str, thumbs: np.ndarray) -> dict:
         coords = coords[:, :2]
     gt = run.labels.astype(np.int32)
     pred = _numeric(run, 'pred_label', -1).astype(np.int32)
-    correct = np.where(pred < 0, -1, (pred == gt).astype(np.int32))
+    # -1: unknown, also for every sample when the model's classes are not
+    # the dataset's (nothing to compare)
+    same = run.label_space.correct(gt, pred)
+    correct = np.full(len(gt), -1) if same is None else \
+        np.where(pred < 0, -1, same.astype(np.int32))
     return dict(
         x=coords[:, 0].astype(np.float32), y=coords[:, 1].astype(np.float32),
         index=_numeric(run, 'index', -1).astype(np.int32),
@@ -301,13 +305,15 @@ def _point_size(n: int) -> float:
 def _legends(run: Run, data: dict, cluster_items) -> dict:
     from tsneviz.visualization import class_palette
 
-    classes = run.classes or [str(c) for c in
-                              range(int(data['gt'].max()) + 1)]
-    n_classes = max(len(classes), int(data['gt'].max()) + 1,
-                    int(data['pred'].max()) + 1)
+    space = run.label_space
+    # ground truth: ids of the dataset's classes; predictions: ids of the
+    # model's, each list indexed by its own ids
+    n_classes = max(space.dataset_size, int(data['gt'].max()) + 1)
     palette = [_hex(c) for c in class_palette(n_classes)]
-    names = [str(classes[i]) if i < len(classes) else str(i)
-             for i in range(n_classes)]
+    names = [space.dataset_name(i) for i in range(n_classes)]
+    n_pred = max(space.model_size or 0, int(data['pred'].max()) + 1)
+    pred_names = [space.model_name(j) for j in range(n_pred)]
+    pred_palette = _pred_palette(space, palette, data['pred'], n_pred)
 
     def counts(values):
         ids, n = np.unique(values, return_counts=True)
@@ -318,13 +324,15 @@ def _legends(run: Run, data: dict, cluster_items) -> dict:
         gt=[dict(value=i, label=names[i], color=palette[i],
                  count=gt_n.get(i, 0)) for i in range(n_classes)
             if gt_n.get(i)],
-        pred=[dict(value=i, label=names[i], color=palette[i],
-                   count=pred_n.get(i, 0)) for i in range(n_classes)
-              if pred_n.get(i)],
-        correct=[dict(value=1, label='correct', color='#2ca02c',
-                      count=int((data['correct'] == 1).sum())),
-                 dict(value=0, label='misclassified', color='#d62728',
-                      count=int((data['correct'] == 0).sum()))])
+        pred=[dict(value=j, label=pred_names[j], color=pred_palette[j],
+                   count=pred_n.get(j, 0)) for j in range(n_pred)
+              if pred_n.get(j)])
+    if (data['correct'] >= 0).any():
+        legends['correct'] = [
+            dict(value=1, label='correct', color='#2ca02c',
+                 count=int((data['correct'] == 1).sum())),
+            dict(value=0, label='misclassified', color='#d62728',
+                 count=int((data['correct'] == 0).sum()))]
     if cluster_items:
         cluster_palette = [_hex(c) for c in class_palette(
             max(c for c, _ in cluster_items) + 1)]
@@ -333,7 +341,31 @@ def _legends(run: Run, data: dict, cluster_items) -> dict:
             dict(value=c, label=name, count=cl_n.get(c, 0),
                  color='#9e9e9e' if c < 0 else cluster_palette[c])
             for c, name in cluster_items]
-    return dict(names=names, palette=palette, legends=legends)
+    return dict(names=names, palette=palette, pred_names=pred_names,
+                pred_palette=pred_palette, legends=legends)
+
+
+def _pred_palette(space, palette, pred, n_pred):
+    """Colour of each model class: its dataset class's where matched.
+
+    A model class that names a dataset class takes that class's colour, so
+    the label and prediction modes agree; every other predicted class gets
+    a colour of its own, and the rest (never predicted) grey.
+    """
+    from tsneviz.visualization import class_palette
+
+    colors = ['#9e9e9e'] * n_pred
+    if space.matched:
+        for i, j in enumerate(space.to_model(np.arange(len(palette)))):
+            if 0 <= j < n_pred:
+                colors[j] = palette[i]
+    taken = set(j for j in range(n_pred) if colors[j] != '#9e9e9e')
+    others = [j for j in np.unique(pred).tolist()
+              if j >= 0 and j not in taken]
+    extra = class_palette(len(palette) + len(others))[len(palette):]
+    for j, color in zip(others, extra):
+        colors[j] = _hex(color)
+    return colors
 
 
 def _figure(data: dict, legend: dict, has_cluster: bool):
@@ -354,8 +386,10 @@ def _figure(data: dict, legend: dict, has_cluster: bool):
         gt=LinearColorMapper(name='mapper-gt', palette=palette,
                              low=-0.5, high=len(palette) - 0.5,
                              low_color=grey, high_color=grey),
-        pred=LinearColorMapper(name='mapper-pred', palette=palette,
-                               low=-0.5, high=len(palette) - 0.5,
+        pred=LinearColorMapper(name='mapper-pred',
+                               palette=legend['pred_palette'],
+                               low=-0.5,
+                               high=len(legend['pred_palette']) - 0.5,
                                low_color=grey, high_color=grey),
         correct=LinearColorMapper(name='mapper-correct',
                                   palette=['#d62728', '#2ca02c'],
@@ -443,7 +477,7 @@ def _page(title: str, config: dict, meta: dict, item: dict) -> str:
     resources = Resources(mode='inline', components=['bokeh', 'bokeh-gl'])
     options = ''.join(f'<option value="{value}">{html.escape(label)}'
                       '</option>' for value, label in COLOR_MODES
-                      if value != 'cluster' or 'cluster' in
+                      if value not in ('cluster', 'correct') or value in
                       meta['legends']['legends'])
     return _TEMPLATE.format(
         title=html.escape(title), css=_CSS, options=options,
@@ -713,6 +747,11 @@ _SCRIPT = r"""
   const className = (id) => id < 0 ? '–'
     : (meta.legends.names[id] !== undefined ? meta.legends.names[id]
        : String(id));
+  // predictions are ids of the model's classes, which may not be the
+  // dataset's (see label_space in run.json)
+  const predName = (id) => id < 0 ? '–'
+    : (meta.legends.pred_names[id] !== undefined
+       ? meta.legends.pred_names[id] : 'model:' + id);
   const num = (v) => Number.isFinite(v) ? String(Number(v.toPrecision(6)))
     : '';
   function card(pos, extra, cls) {
@@ -730,7 +769,7 @@ _SCRIPT = r"""
     const d = T.source.data;
     let s = `#${d.index[pos]} label <b>${esc(className(d.gt[pos]))}</b>`;
     if (meta.has_predictions) {
-      s += `<br>pred <b>${esc(className(d.pred[pos]))}</b>` +
+      s += `<br>pred <b>${esc(predName(d.pred[pos]))}</b>` +
         ` score ${num(d.score[pos])}<br>loss ${num(d.loss[pos])}`;
     }
     return s;
@@ -816,7 +855,7 @@ _SCRIPT = r"""
       const p = nn.indices[pos * nn.k + j];
       const dist = nn.distances[pos * nn.k + j];
       items.push(card(p, `${esc(className(d.gt[p]))}` +
-        (meta.has_predictions ? ` → ${esc(className(d.pred[p]))}` : '') +
+        (meta.has_predictions ? ` → ${esc(predName(d.pred[p]))}` : '') +
         ` · ${num(dist)}`, 'neighbor').replace('<figure ',
         `<figure data-rank="${j + 1}" data-distance="${dist}" `));
       xs.push(d.x[p]); ys.push(d.y[p]);
@@ -932,7 +971,7 @@ _SCRIPT = r"""
     for (const p of T.state.selection) {
       const pred = d.pred[p];
       rows.push([d.index[p], p, path(s, p), d.gt[p], className(d.gt[p]),
-        pred < 0 ? '' : pred, pred < 0 ? '' : className(pred),
+        pred < 0 ? '' : pred, pred < 0 ? '' : predName(pred),
         num(d.score[p]), num(d.loss[p])].map(csvCell).join(','));
     }
     return rows.join('\n') + '\n';

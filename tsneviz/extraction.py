@@ -356,16 +356,20 @@ def extract(model: nn.Module, dataloader, stage: Optional[str] = None,
         taps=taps, stage=plan.stage)
 
 
-def prediction_columns(logits: np.ndarray, labels: np.ndarray) -> dict:
+def prediction_columns(logits: np.ndarray,
+                       labels: Optional[np.ndarray] = None) -> dict:
     """Prediction, score, softmax entropy and cross-entropy per sample.
 
     Args:
         logits (np.ndarray): (N, K) classification scores before softmax.
-        labels (np.ndarray): (N,) ground truth; -1 gives a NaN loss.
+        labels (np.ndarray, optional): (N,) ground truth as ids of the
+            model's K classes (see :mod:`tsneviz.labels`); -1 gives a NaN
+            loss. None: the truth is not in the model's classes, so there
+            is no loss.
 
     Returns:
-        dict[str, np.ndarray]: ``pred_label``, ``score``, ``entropy``,
-        ``loss``.
+        dict[str, np.ndarray]: ``pred_label``, ``score``, ``entropy``, and
+        ``loss`` when ``labels`` are given.
 
     Examples:
         >>> cols = prediction_columns(np.array([[2.0, 0.0]]), np.array([0]))
@@ -376,14 +380,17 @@ def prediction_columns(logits: np.ndarray, labels: np.ndarray) -> dict:
     log_p = torch.log_softmax(t, dim=1)
     p = log_p.exp()
     score, pred = p.max(dim=1)
-    target = torch.from_numpy(labels).long()
+    columns = dict(pred_label=pred.numpy(), score=score.numpy(),
+                   entropy=-(p * log_p).sum(dim=1).numpy())
+    if labels is None:
+        return columns
+    target = torch.from_numpy(np.asarray(labels)).long()
     known = (target >= 0) & (target < t.shape[1])
     loss = torch.full((len(t),), float('nan'), dtype=torch.float64)
     if known.any():
         loss[known] = F.nll_loss(log_p[known], target[known],
                                  reduction='none')
-    return dict(pred_label=pred.numpy(), score=score.numpy(),
-                entropy=-(p * log_p).sum(dim=1).numpy(), loss=loss.numpy())
+    return dict(columns, loss=loss.numpy())
 
 
 def gather_rows(arrays: Dict[str, np.ndarray], positions: Sequence[int],

@@ -20,7 +20,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tsneviz.rundir import Run, _atomic, read_table, update_manifest
+from tsneviz.rundir import (Run, _atomic, read_table, step_command,
+                            update_manifest)
 
 REPORT_MD = 'report.md'
 REPORT_HTML = 'report.html'
@@ -38,6 +39,9 @@ CONFUSION_MAX_ANNOTATED = 30
 
 NO_HEAD = ('no classification head: this run has no predictions, so there '
            'is nothing to report here')
+OTHER_SPACE = ('the model predicts its own classes, not the dataset\'s ({}), '
+               'so predictions are not compared with the truth; see '
+               '"Predictions by class"')
 CLUSTER_COLUMNS = ('rank', 'cluster', 'size', 'purity', 'dominant_class',
                    'dominant_share', 'classes', 'error_rate', 'mean_loss',
                    'top_confusions')
@@ -64,22 +68,6 @@ class Section(NamedTuple):
 
 
 # ---------------------------------------------------------------- analysis
-def class_names(run: Run) -> List[str]:
-    """Name of every label id of ``run`` (the ids themselves if unnamed).
-
-    Args:
-        run (Run): A run read back.
-
-    Returns:
-        list[str]: ``names[label]`` is the name of ``label``.
-    """
-    n = int(run.labels.max()) + 1
-    if run.has_predictions:
-        n = max(n, int(np.nanmax(run.table['pred_label'])) + 1)
-    names = [str(c) for c in (run.classes or [])]
-    return names + [str(i) for i in range(len(names), n)]
-
-
 def _stratified_rows(labels: np.ndarray, max_samples: Optional[int],
                      seed: int) -> np.ndarray:
     """Sorted rows of a per-class subsample keeping every class present."""
@@ -166,20 +154,22 @@ def confusion_data(run: Run) -> Optional[Tuple[np.ndarray, List[int],
         run (Run): A run read back.
 
     Returns:
-        tuple | None: None without predictions; else ``(matrix, ids,
-        names)``: ``matrix[i, j]`` counts samples of class ``ids[i]``
-        predicted as ``ids[j]`` (every class that occurs as truth or
-        prediction), ``names`` their names.
+        tuple | None: None without predictions of the dataset's classes;
+        else ``(matrix, ids, names)``: ``matrix[i, j]`` counts samples of
+        class ``ids[i]`` predicted as ``ids[j]`` (ids of the model's
+        classes, every one that occurs as truth or prediction), ``names``
+        their names.
     """
     from sklearn.metrics import confusion_matrix
 
-    if not run.has_predictions:
+    space = run.label_space
+    if not run.has_predictions or not space.matched:
         return None
-    gt = run.labels
+    gt = space.to_model(run.labels)
     pred = run.table['pred_label'].astype(np.int64)
     ids = [int(i) for i in np.union1d(gt, pred)]
-    names = class_names(run)
-    return confusion_matrix(gt, pred, labels=ids), ids, [names[i] for i in ids]
+    return (confusion_matrix(gt, pred, labels=ids), ids,
+            [space.model_name(i) for i in ids])
 
 
 def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str],
@@ -225,33 +215,65 @@ def class_errors(run: Run) -> Optional[List[dict]]:
         run (Run): A run read back.
 
     Returns:
-        list[dict] | None: None without predictions; else one dict per true
-        class (``label``, ``name``, ``n``, ``accuracy``, ``mean_loss``,
-        ``confused_with`` (name or None) and ``confused_count``), sorted by
-        accuracy ascending, then mean loss descending.
+        list[dict] | None: None without predictions of the dataset's
+        classes; else one dict per true class (``label``, ``name``, ``n``,
+        ``accuracy``, ``mean_loss``, ``confused_with`` (name or None) and
+        ``confused_count``), sorted by accuracy ascending, then mean loss
+        descending.
     """
-    if not run.has_predictions:
+    space = run.label_space
+    if not run.has_predictions or not space.matched:
         return None
-    names = class_names(run)
     gt = run.labels
     pred = run.table['pred_label'].astype(np.int64)
     loss = run.table.get('loss', np.full(len(gt), np.nan)).astype(float)
     out = []
     for c in np.unique(gt):
         members = gt == c
-        wrong = pred[members & (pred != c)]
+        model_id = int(space.to_model([c])[0])
+        wrong = pred[members & (pred != model_id)]
         top, count = None, 0
         if len(wrong):
             ids, counts = np.unique(wrong, return_counts=True)
-            top, count = names[int(ids[counts.argmax()])], int(counts.max())
+            top = space.model_name(ids[counts.argmax()])
+            count = int(counts.max())
         losses = loss[members]
         out.append(dict(
-            label=int(c), name=names[int(c)], n=int(members.sum()),
-            accuracy=float(np.mean(pred[members] == c)),
+            label=int(c), name=space.dataset_name(c), n=int(members.sum()),
+            accuracy=float(np.mean(pred[members] == model_id)),
             mean_loss=float(np.nanmean(losses))
             if np.isfinite(losses).any() else None,
             confused_with=top, confused_count=count))
     out.sort(key=lambda r: (r['accuracy'], -(r['mean_loss'] or 0.0)))
+    return out
+
+
+def class_predictions(run: Run) -> Optional[List[dict]]:
+    """What the model predicts for each true class, in its own classes.
+
+    Args:
+        run (Run): A run read back.
+
+    Returns:
+        list[dict] | None: None without predictions; else one dict per
+        true class, in id order: ``label``, ``name``, ``n``,
+        ``predicted`` (name of the commonest prediction), ``share`` (its
+        share of the class) and ``distinct`` (number of different
+        predictions).
+    """
+    if not run.has_predictions:
+        return None
+    space = run.label_space
+    gt = run.labels
+    pred = run.table['pred_label'].astype(np.int64)
+    out = []
+    for c in np.unique(gt):
+        ids, counts = np.unique(pred[gt == c], return_counts=True)
+        out.append(dict(label=int(c), name=space.dataset_name(c),
+                        n=int(counts.sum()),
+                        predicted=space.model_name(ids[counts.argmax()]),
+                        share=float(counts.max() / counts.sum()),
+                        distinct=int(len(ids))))
     return out
 
 
@@ -293,7 +315,17 @@ def _checkpoint_text(manifest: dict) -> str:
     if not ckpt.get('path'):
         return 'none (seeded random initialisation)'
     sha = ckpt.get('sha256')
-    return f'{ckpt["path"]}' + (f' (sha256 {sha[:12]})' if sha else '')
+    text = f'{ckpt["path"]}' + (f' (sha256 {sha[:12]})' if sha else '')
+    # weights that did not load keep their random initial values: say so
+    # where the results are read, not only in the log
+    for key, what in (('mismatched_keys', 'have another shape'),
+                      ('missing_keys', 'are missing from the checkpoint')):
+        keys = ckpt.get(key) or []
+        if keys:
+            more = ' ...' if len(keys) > 5 else ''
+            text += (f'; WARNING: {len(keys)} weight(s) {what} and keep '
+                     f'random values ({", ".join(keys[:5])}{more})')
+    return text
 
 
 def _overview(run: Run, key: str) -> Section:
@@ -307,6 +339,7 @@ def _overview(run: Run, key: str) -> Section:
         ['checkpoint', _checkpoint_text(m)],
         ['samples', str(len(run.labels))],
         ['classes', str(len(np.unique(run.labels)))],
+        ['label spaces', _label_space_text(run)],
         ['feature key', f'{key} (stage {ext.get("stage", "–")})'],
         ['reduction', f'{tsne.get("backend", "–")} t-SNE, perplexity '
                       f'{params.get("perplexity", "–")}, '
@@ -329,14 +362,18 @@ def _metrics_section(run: Run, key: str, metrics: dict,
          _fmt(metrics.get('trustworthiness'))],
         ['t-SNE KL divergence', _fmt(metrics.get('kl_divergence'))],
     ]
-    if run.has_predictions:
-        pred = run.table['pred_label'].astype(np.int64)
+    correct = run.label_space.correct(run.labels, run.table['pred_label']) \
+        if run.has_predictions else None
+    if correct is not None:
         rows.append(['classification accuracy',
-                     _fmt(float(np.mean(pred == run.labels)))])
+                     _fmt(float(np.mean(correct)))])
         rows.append(['mean loss', _fmt(float(np.nanmean(run.table['loss'])))
                      if 'loss' in run.table else '–'])
     else:
-        rows.append(['classification accuracy', 'no classification head'])
+        rows.append(['classification accuracy',
+                     'no classification head' if not run.has_predictions
+                     else 'not comparable: the model\'s classes are not '
+                     'the dataset\'s'])
     note = ('Values from run.json.' if source == 'run.json' else
             'run.json has no metrics for this key; computed for this '
             'report.')
@@ -348,12 +385,42 @@ def _metrics_section(run: Run, key: str, metrics: dict,
                   'embedding.')])
 
 
-def _silhouette_section(sil: Optional[dict], names: List[str]) -> Section:
+def _label_space_text(run: Run) -> str:
+    space = run.label_space
+    if not run.has_predictions or space.model_size is None:
+        return f'dataset {space.dataset_size} classes; no predictions'
+    text = (f'dataset {space.dataset_size} classes, model '
+            f'{space.model_size}: ')
+    return text + (f'matched, {space.how}' if space.matched
+                   else f'not matched: {space.reason}')
+
+
+def _no_comparison(run: Run) -> str:
+    """Why predictions are not compared with the truth."""
+    if not run.has_predictions:
+        return NO_HEAD
+    return OTHER_SPACE.format(run.label_space.reason)
+
+
+def _predictions_section(run: Run) -> Optional[Section]:
+    rows = class_predictions(run)
+    if rows is None or run.label_space.matched:
+        return None
+    return Section('Predictions by class', [
+        Table(['class', 'samples', 'most often predicted as', 'share',
+               'different predictions'],
+              [[r['name'], str(r['n']), r['predicted'], _fmt(r['share'], 3),
+                str(r['distinct'])] for r in rows]),
+        Paragraph('Predictions are classes of the model '
+                  f'({run.label_space.model_size}), not of the dataset.')])
+
+
+def _silhouette_section(sil: Optional[dict], name_of) -> Section:
     if sil is None:
         return Section('Silhouette by class', [Paragraph(
             'silhouette is undefined here: it needs at least two classes '
             'and fewer classes than samples')])
-    rows = [[names[c], str(n), _fmt(f, 3), _fmt(e, 3)] for c, n, f, e in
+    rows = [[name_of(c), str(n), _fmt(f, 3), _fmt(e, 3)] for c, n, f, e in
             zip(sil['classes'], sil['counts'], sil['features'],
                 sil['embedding'])]
     rows.append(['all', str(sil['n_samples']),
@@ -368,15 +435,15 @@ def _silhouette_section(sil: Optional[dict], names: List[str]) -> Section:
 
 def _confusion_section(run: Run, confusion) -> Section:
     if confusion is None:
-        return Section('Confusion matrix', [Paragraph(NO_HEAD)])
+        return Section('Confusion matrix', [Paragraph(_no_comparison(run))])
     return Section('Confusion matrix', [
         Image(CONFUSION_PNG, 'confusion matrix'),
         Paragraph('Rows: true class; columns: predicted class.')])
 
 
-def _worst_section(errors: Optional[List[dict]]) -> Section:
+def _worst_section(run: Run, errors: Optional[List[dict]]) -> Section:
     if errors is None:
-        return Section('Worst classes', [Paragraph(NO_HEAD)])
+        return Section('Worst classes', [Paragraph(_no_comparison(run))])
     rows = [[e['name'], str(e['n']), _fmt(e['accuracy'], 3),
              _fmt(e['mean_loss'], 3),
              f'{e["confused_with"]} ({e["confused_count"]})'
@@ -394,7 +461,7 @@ def _clusters_section(run_dir: str) -> Section:
     if not osp.isfile(path):
         return Section('High-loss clusters', [Paragraph(
             f'{CLUSTERS_CSV} not found in this run: cluster it first '
-            f'(python tools/cluster.py {run_dir}), then write the report '
+            f'({step_command("clusters", run_dir)}), then write the report '
             'again.')])
     table = read_table(path)
     columns = [c for c in CLUSTER_COLUMNS if c in table]
@@ -406,7 +473,8 @@ def _clusters_section(run_dir: str) -> Section:
     note = (f'Top {len(rows)} of {n} clusters of {CLUSTERS_CSV}, rank 1 = '
             'highest mean loss.')
     if 'error_rate' in table and not any(table['error_rate']):
-        note += (' Error rate and loss are empty: no classification head.')
+        note += (' Error rate and loss are empty: the run has no '
+                 'predictions of the dataset\'s classes.')
     return Section('High-loss clusters', [Table(columns, rows),
                                           Paragraph(note)])
 
@@ -527,8 +595,11 @@ def write_report(run_dir: str, key: Optional[str] = None) -> Tuple[str, str]:
     worst classes, the high-loss clusters (top rows of ``clusters.csv`` when
     another step has written it) and every ``feat_*.png`` plot. Without
     predictions the confusion and worst-class sections say "no
-    classification head". ``run.json`` is updated last, with a ``report``
-    section and the new outputs.
+    classification head"; with predictions of the model's own classes
+    (label spaces not matched, see :mod:`tsneviz.labels`) they say so, and
+    a "Predictions by class" section shows what the model calls each
+    class. ``run.json`` is updated last, with a ``report`` section and the
+    new outputs.
 
     Args:
         run_dir (str): A complete run directory.
@@ -548,7 +619,6 @@ def write_report(run_dir: str, key: Optional[str] = None) -> Tuple[str, str]:
     """
     run = Run(run_dir)
     key = run.key(key)
-    names = class_names(run)
     metrics, source = run_metrics(run, key)
     params = (run.manifest.get('tsne') or {}).get('params') or {}
     sil = silhouette_by_class(run.features(key), run.coords(key), run.labels,
@@ -570,12 +640,14 @@ def write_report(run_dir: str, key: Optional[str] = None) -> Tuple[str, str]:
     sections = [
         _overview(run, key),
         _metrics_section(run, key, metrics, source),
-        _silhouette_section(sil, names),
+        _silhouette_section(sil, run.label_space.dataset_name),
         _confusion_section(run, confusion),
-        _worst_section(errors),
+        _worst_section(run, errors),
+        _predictions_section(run),
         _clusters_section(run_dir),
         _plots_section(plots),
     ]
+    sections = [s for s in sections if s is not None]
     md_path = osp.join(run_dir, REPORT_MD)
     html_path = osp.join(run_dir, REPORT_HTML)
     md_text = render_markdown(title, sections).encode('utf-8')
@@ -596,7 +668,7 @@ def write_report(run_dir: str, key: Optional[str] = None) -> Tuple[str, str]:
             features=sil['overall_features'],
             embedding=sil['overall_embedding'], n_samples=sil['n_samples'])
     if errors is not None:
-        summary['accuracy'] = float(np.mean(
-            run.table['pred_label'].astype(np.int64) == run.labels))
+        summary['accuracy'] = float(np.mean(run.label_space.correct(
+            run.labels, run.table['pred_label'])))
     update_manifest(run_dir, {'report': summary}, outputs)
     return md_path, html_path

@@ -491,22 +491,9 @@ def _user_error(message):
 _NO_PREDICTIONS = ('the run has no predictions (no classification head or '
                    'logits), so there is no prediction, errors or loss view')
 
-
-def _label_names(table, class_names):
-    """``{label id: name}`` from ``class_names`` or the table's columns."""
-    if class_names is not None:
-        return lambda y: str(class_names[int(y)])
-    names = {}
-    for label_col, name_col in (('gt_label', 'gt_class'),
-                                ('pred_label', 'pred_class')):
-        if label_col in table and name_col in table:
-            for y, name in zip(table[label_col], table[name_col]):
-                if isinstance(name, (float, np.floating)) and \
-                        float(name).is_integer():
-                    # samples.csv turns all-digit class names into floats.
-                    name = int(name)
-                names.setdefault(int(y), str(name))
-    return lambda y: names.get(int(y), str(int(y)))
+_OTHER_SPACE = ('the model\'s classes are not the dataset\'s (see '
+                'label_space in run.json), so predictions cannot be marked '
+                'right or wrong; the prediction view shows them')
 
 
 def _loss_share(loss):
@@ -537,7 +524,7 @@ def _loss_norm(loss):
                    clip=True)
 
 
-def view_style(table, view, class_names=None, size_by_loss=False,
+def view_style(table, view, label_space=None, size_by_loss=False,
                point_size=None):
     """Colours, sizes and draw order of the points of one view.
 
@@ -553,8 +540,11 @@ def view_style(table, view, class_names=None, size_by_loss=False,
             (``Run.table``): ``gt_label``; ``pred_label`` and ``loss`` for
             the prediction views; ``cluster`` for the cluster view.
         view (str): One of :data:`VIEWS`.
-        class_names (Sequence[str], optional): Name of each label id; None
-            takes them from ``gt_class``/``pred_class``. Defaults to None.
+        label_space (LabelSpace, optional): Class names of the dataset and
+            the model, and whether predictions compare with the truth
+            (``Run.label_space``); None takes names from
+            ``gt_class``/``pred_class`` and compares ids as they are.
+            Defaults to None.
         size_by_loss (bool): Marker area grows with the loss (the errors
             view then keeps correct samples small and scales the
             misclassified ones). Defaults to False.
@@ -566,7 +556,8 @@ def view_style(table, view, class_names=None, size_by_loss=False,
 
     Raises:
         UserError: If the table lacks what the view shows, e.g. the errors
-            view of a run without predictions.
+            view of a run without predictions or with predictions in
+            another label space.
         ValueError: For an unknown view.
 
     Examples:
@@ -575,9 +566,12 @@ def view_style(table, view, class_names=None, size_by_loss=False,
         >>> style.highlighted.tolist()
         [False, True, False]
     """
+    from tsneviz.labels import LabelSpace
+
     if view not in VIEWS:
         raise ValueError(f'unknown view {view!r}; choose from '
                          f'{", ".join(VIEWS)}')
+    space = label_space or LabelSpace.assumed(None, table)
     gt = np.asarray(table['gt_label']).astype(np.int64)
     n = len(gt)
     if view in PREDICTION_VIEWS and 'pred_label' not in table:
@@ -594,27 +588,34 @@ def view_style(table, view, class_names=None, size_by_loss=False,
              else base * (_SMALL + 3.5 * share))
     # A fixed shuffle so no group is always on top (see _draw).
     shuffled = np.random.default_rng(0).permutation(n)
-    name_of = _label_names(table, class_names)
 
     if view in ('label', 'prediction'):
         # Colours are ranked over the ground-truth classes present, as in
         # plot_embedding, so label view, prediction view and feat_<key>.png
-        # agree; a class only ever predicted gets a colour after those.
-        classes = list(np.unique(gt))
-        shown = gt
+        # agree (a prediction is coloured as the class it names, in the
+        # model's space); a class only ever predicted gets a colour after
+        # those.
+        classes = [int(c) for c in np.unique(gt)]
+        shown, name_of = gt, space.dataset_name
         if view == 'prediction':
             shown = np.asarray(table['pred_label']).astype(np.int64)
-            classes += sorted(set(np.unique(shown)) - set(classes))
+            name_of = space.model_name
+            classes = [int(c) for c in space.to_model(classes)] \
+                if space.matched else []
+            classes += sorted(set(np.unique(shown).tolist()) - set(classes))
         palette = class_palette(len(classes))
         rank = {c: i for i, c in enumerate(classes)}
-        colors = np.array([palette[rank[y]] for y in shown])
+        colors = np.array([palette[rank[int(y)]] for y in shown])
         present = [c for c in classes if c in set(shown.tolist())]
         legend = [(name_of(c), palette[rank[c]]) for c in present]
         return ViewStyle(colors, sizes, shuffled, legend,
                          'predicted' if view == 'prediction' else None)
 
     if view == 'errors':
-        wrong = np.asarray(table['pred_label']).astype(np.int64) != gt
+        correct = space.correct(gt, np.asarray(table['pred_label']))
+        if correct is None:
+            raise _user_error(_OTHER_SPACE)
+        wrong = ~correct
         colors = np.where(wrong[:, None], HIGHLIGHT, BACKGROUND)
         if share is None:
             sizes = np.where(wrong, 2.0 * base, _SMALL * base)
@@ -658,7 +659,7 @@ def view_style(table, view, class_names=None, size_by_loss=False,
     return ViewStyle(colors, sizes, order, [], norm=norm)
 
 
-def build_view_figure(coords, table, view, title='', class_names=None,
+def build_view_figure(coords, table, view, title='', label_space=None,
                       size_by_loss=False, legend=None, point_size=None):
     """Build the figure that :func:`plot_view` saves, without saving it.
 
@@ -679,7 +680,7 @@ def build_view_figure(coords, table, view, title='', class_names=None,
     if len(table['gt_label']) != len(coords):
         raise ValueError(f'the table has {len(table["gt_label"])} rows for '
                          f'{len(coords)} points')
-    style = view_style(table, view, class_names, size_by_loss, point_size)
+    style = view_style(table, view, label_space, size_by_loss, point_size)
     fig = Figure(figsize=(8, 8))
     FigureCanvasAgg(fig)
     order = style.order
@@ -702,7 +703,7 @@ def build_view_figure(coords, table, view, title='', class_names=None,
     return fig
 
 
-def plot_view(coords, table, view, out_path, title='', class_names=None,
+def plot_view(coords, table, view, out_path, title='', label_space=None,
               size_by_loss=False, legend=None, point_size=None):
     """Scatter-plot an embedding coloured by one view and save a PNG.
 
@@ -718,8 +719,8 @@ def plot_view(coords, table, view, out_path, title='', class_names=None,
         view (str): One of :data:`VIEWS`.
         out_path (str | os.PathLike): PNG to write; must end in ``.png``.
         title (str): Axes title. Defaults to ''.
-        class_names (Sequence[str], optional): Name of each label id; None
-            takes them from the table. Defaults to None.
+        label_space (LabelSpace, optional): As in :func:`view_style`.
+            Defaults to None.
         size_by_loss (bool): Marker area follows the loss. Defaults to
             False.
         legend (bool | None): None shows it for at most 30 entries.
@@ -745,18 +746,21 @@ def plot_view(coords, table, view, out_path, title='', class_names=None,
     if not out_path.lower().endswith('.png'):
         raise ValueError(f'out_path must end in .png, got {out_path!r}')
     _save_png_atomic(build_view_figure(coords, table, view, title,
-                                       class_names, size_by_loss, legend,
+                                       label_space, size_by_loss, legend,
                                        point_size), out_path)
     return out_path
 
 
-def default_views(has_predictions):
+def default_views(has_predictions, matched=True):
     """The views :func:`render_views` draws when none are asked for.
 
     Ground truth, plus what the model gets wrong when the run has
-    predictions.
+    predictions of the dataset's classes, or the predictions themselves
+    when they are of other classes.
     """
-    return ('label', 'errors') if has_predictions else ('label',)
+    if not has_predictions:
+        return ('label',)
+    return ('label', 'errors') if matched else ('label', 'prediction')
 
 
 def render_views(run_dir, views=None, key=None, size_by_loss=None,
@@ -790,8 +794,9 @@ def render_views(run_dir, views=None, key=None, size_by_loss=None,
     from tsneviz import rundir
     run = rundir.Run(run_dir)
     key = run.key(key)
+    space = run.label_space
     if views is None:
-        views = default_views(run.has_predictions)
+        views = default_views(run.has_predictions, space.matched)
         if not run.has_predictions:
             from mmengine.logging import MMLogger
             MMLogger.get_current_instance().warning(
@@ -806,12 +811,14 @@ def render_views(run_dir, views=None, key=None, size_by_loss=None,
     coords = run.coords(key)
     written = []
     for view in views:
-        by_loss = (view == 'errors') if size_by_loss is None \
-            else size_by_loss
+        by_loss = (view == 'errors' and 'loss' in run.table) \
+            if size_by_loss is None else size_by_loss
         title = f'{key} · {_TITLES[view]}'
         if view == 'errors':
-            n_wrong = int((run.table['pred_label'] !=
-                           run.table['gt_label']).sum())
+            correct = space.correct(run.labels, run.table['pred_label'])
+            if correct is None:
+                raise _user_error(f'{run_dir}: {_OTHER_SPACE}')
+            n_wrong = int((~correct).sum())
             title += f': {n_wrong} of {len(coords)}'
         if view == 'cluster' and 'clusters' in run.manifest:
             info = run.manifest['clusters']
@@ -821,7 +828,7 @@ def render_views(run_dir, views=None, key=None, size_by_loss=None,
         written.append(plot_view(
             coords, run.table, view,
             os.path.join(run_dir, f'{key}_{view}.png'), title=title,
-            class_names=run.classes, size_by_loss=by_loss, legend=legend))
+            label_space=space, size_by_loss=by_loss, legend=legend))
     # run.json last: it lists the new files once they all exist.
     rundir.update_manifest(run_dir, outputs=[os.path.basename(p)
                                              for p in written])

@@ -19,10 +19,12 @@ whose neighbours agree with its label is a model error.
 """
 import math
 import os.path as osp
+import sys
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
+from tsneviz.data.paths import resolve
 from tsneviz.errors import UserError
 from tsneviz.rundir import Run, _atomic, update_manifest
 
@@ -175,9 +177,12 @@ def describe_sample(run_dir: Union[str, Run], position: int,
         distance (float, optional): Distance to record. Defaults to None.
 
     Returns:
-        dict: ``position``, ``index`` (dataset index), ``img_path``,
-        ``gt_label``, ``gt_class``, ``pred_label``, ``pred_class`` (None
-        without predictions) and ``distance``.
+        dict: ``position``, ``index`` (dataset index), ``img_path``
+        (absolute; as recorded for an older run that holds relative paths
+        and not the folder it was started from), ``gt_label``,
+        ``gt_class`` (the dataset's name), ``pred_label``, ``pred_class``
+        (the model's name; None without predictions), ``correct`` (None
+        where the label spaces are not matched) and ``distance``.
     """
     run = _as_run(run_dir)
     table = run.table
@@ -186,22 +191,21 @@ def describe_sample(run_dir: Union[str, Run], position: int,
         values = table.get(column)
         return None if values is None else _cell(values[position])
 
-    def name(label, column):
-        # samples.csv reads numeric class names ('007') back as numbers:
-        # take the name from the manifest's class list where there is one
-        classes = run.classes
-        if label is not None and classes and 0 <= label < len(classes):
-            return str(classes[label])
-        return get(column)
-
+    # ground truth is named in the dataset's classes, predictions in the
+    # model's; they are compared only where the two spaces are matched
+    space = run.label_space
     gt = int(run.labels[position])
     pred = get('pred_label')
     pred = None if pred is None else int(pred)
+    correct = None if pred is None else space.correct([gt], [pred])
     return dict(position=int(position),
                 index=int(float(table['index'][position])),
-                img_path=str(table['img_path'][position]),
-                gt_label=gt, gt_class=name(gt, 'gt_class'),
-                pred_label=pred, pred_class=name(pred, 'pred_class'),
+                img_path=resolve(str(table['img_path'][position]),
+                                 run.manifest, strict=False),
+                gt_label=gt, gt_class=space.dataset_name(gt),
+                pred_label=pred,
+                pred_class=None if pred is None else space.model_name(pred),
+                correct=None if correct is None else bool(correct[0]),
                 distance=None if distance is None else float(distance))
 
 
@@ -223,13 +227,12 @@ def _run_checkpoint(run: Run) -> Optional[str]:
     from tsneviz.checkpoint import file_sha256
 
     info = run.manifest.get('checkpoint') or {}
-    path = info.get('path')
+    path = resolve(info.get('path'), run.manifest)
     if path is None:
         return None
     if not osp.isfile(path):
-        raise UserError(f'the run\'s checkpoint is not found: {path} (a '
-                        'relative path is relative to the folder the run '
-                        'was started from; run from there)')
+        raise UserError(f'the run\'s checkpoint is not found: {path}; put '
+                        'it back, or make the run again')
     if info.get('sha256') and file_sha256(path) != info['sha256']:
         raise UserError(f'the checkpoint {path} changed since the run (its '
                         'sha256 differs from run.json), so a new image '
@@ -374,10 +377,9 @@ def query(run_dir: str, index: Optional[int] = None,
 
 
 def _load_tile(path: str):
-    from PIL import Image
+    from tsneviz.data.display import open_for_display
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert('RGB'))
+        return np.asarray(open_for_display(path))
     except (OSError, ValueError):
         return None  # moved or unreadable: drawn as an empty tile
 
@@ -389,7 +391,9 @@ def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
     About n x n tiles: the query first, framed in blue and titled
     ``QUERY``, then the neighbours nearest first, each titled with its
     label, the model's prediction and its distance; a neighbour the model
-    gets wrong has a red title.
+    gets wrong has a red title. Images that cannot be read are drawn as
+    "image missing" tiles, with a warning on stderr naming how many and
+    one of them.
 
     Args:
         query_item (dict): ``img_path`` and optionally ``gt_class`` and
@@ -419,12 +423,14 @@ def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_axis_off()
+    missing = []
     for i, (ax, item) in enumerate(zip(axes.flat, items)):
         ax.set_axis_on()
         tile = _load_tile(item['img_path'])
         if tile is not None:
             ax.imshow(tile, interpolation='nearest')
         else:
+            missing.append(item['img_path'])
             ax.text(0.5, 0.5, 'image\nmissing', ha='center', va='center',
                     transform=ax.transAxes)
         gt, pred = item.get('gt_class'), item.get('pred_class')
@@ -434,7 +440,7 @@ def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
                                           else f' · pred {pred}'))
         elif pred is not None:
             lines.append(f'pred {pred}')
-        wrong = gt is not None and pred is not None and gt != pred
+        wrong = item.get('correct') is False
         if item.get('index') is not None:
             lines.insert(0, f'#{item["index"]}')
         if i == 0:
@@ -448,6 +454,10 @@ def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
         for spine in ax.spines.values():
             spine.set_edgecolor(color)
             spine.set_linewidth(3 if i == 0 else (2 if wrong else 0.5))
+    if missing:
+        print(f'warning: {len(missing)} of the {len(items)} images of the '
+              f'grid cannot be read, e.g. {missing[0]}; was the dataset '
+              'moved?', file=sys.stderr)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

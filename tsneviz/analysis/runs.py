@@ -84,15 +84,15 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
 
     rundir.add_columns(run_dir, {'cluster': ids})
     run.table['cluster'] = ids.astype(float)
-    rows = summarize_clusters(ids, run.table, run.classes)
+    rows = summarize_clusters(ids, run.table, run.label_space)
     write_summary(osp.join(run_dir, SUMMARY), rows)
     plot = plot_view(
         run.coords(key), run.table, 'cluster',
         osp.join(run_dir, f'{key}_cluster.png'),
         title=f'{key} · {method} clusters of the {on}',
-        class_names=run.classes,
+        label_space=run.label_space,
         # Big points = high loss: the costly clusters show at a glance.
-        size_by_loss=run.has_predictions)
+        size_by_loss='loss' in run.table)
 
     found = sorted(set(ids.tolist()) - {-1})
     section = dict(
@@ -101,8 +101,9 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
         params={k: v for k, v in params.items() if v is not None},
         n_clusters_requested=n_clusters, n_clusters=len(found),
         n_noise=int((ids == -1).sum()), ranked_by=(
-            'mean_loss' if run.has_predictions and 'loss' in run.table
-            else 'error_rate' if run.has_predictions else 'size'),
+            'mean_loss' if 'loss' in run.table else 'error_rate'
+            if run.has_predictions and run.label_space.matched
+            else 'size'),
         summary=SUMMARY, column='cluster')
     # run.json last, so it only ever lists files that are complete.
     rundir.update_manifest(run_dir, {'clusters': section}, outputs=[

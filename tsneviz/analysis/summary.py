@@ -13,8 +13,9 @@ dominant_class   that class
 dominant_share   share of all samples of that class that lie in this cluster
                  (below 1: the class is split over clusters)
 classes          top-3 ground-truth classes as ``name:count;name:count``
-error_rate       share of misclassified samples (empty without predictions)
-mean_loss        mean per-sample loss (empty without predictions)
+error_rate       share of misclassified samples (empty without predictions
+                 comparable with the truth, see :mod:`tsneviz.labels`)
+mean_loss        mean per-sample loss (empty without it)
 top_confusions   top-3 ``gt->pred:count`` pairs among misclassified samples,
                  e.g. ``cat->dog:7;cat->fox:2`` (empty when none)
 ================ ==============================================================
@@ -25,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from tsneviz import rundir
+from tsneviz.labels import LabelSpace
 
 #: Columns of ``clusters.csv``, in order.
 COLUMNS = ('rank', 'cluster', 'size', 'purity', 'dominant_class',
@@ -38,26 +40,6 @@ SUMMARY = 'clusters.csv'
 _DECIMALS = 4
 
 
-def _text(value) -> str:
-    # samples.csv read back turns an all-digit class column ('0'..'9') into
-    # floats; show 3.0 as '3' again.
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _names(table: Dict, label_col: str, name_col: str,
-           class_names: Optional[Sequence[str]]) -> np.ndarray:
-    """Class name of each sample: class list first, then the table."""
-    labels = np.asarray(table[label_col])
-    if class_names is not None:
-        return np.array([str(class_names[int(y)]) for y in labels],
-                        dtype=object)
-    if name_col in table:
-        return np.array([_text(v) for v in table[name_col]], dtype=object)
-    return np.array([_text(y) for y in labels], dtype=object)
-
-
 def _top(counter: Counter, top: int) -> str:
     # Ties broken by name so the same run always gives the same text.
     items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
@@ -69,7 +51,7 @@ def _round(value: Optional[float]) -> Optional[float]:
 
 
 def summarize_clusters(cluster_ids: Sequence[int], table: Dict,
-                       class_names: Optional[Sequence[str]] = None,
+                       label_space: Optional[LabelSpace] = None,
                        top: int = 3) -> List[dict]:
     """Summarise each cluster of a run, ranked by mean loss (or size).
 
@@ -78,15 +60,19 @@ def summarize_clusters(cluster_ids: Sequence[int], table: Dict,
         table (dict): Per-sample columns as in ``samples.csv`` (e.g.
             ``Run.table``): ``gt_label`` and optionally ``gt_class``,
             ``pred_label``, ``pred_class``, ``loss``.
-        class_names (Sequence[str], optional): Name of each label id; None
-            takes names from ``gt_class``/``pred_class``. Defaults to None.
+        label_space (LabelSpace, optional): Names of the dataset's and the
+            model's classes and whether predictions compare with the truth
+            (``Run.label_space``); None reads names from the table's
+            ``gt_class``/``pred_class`` and compares ids as they are.
+            Defaults to None.
         top (int): Entries in ``classes`` and ``top_confusions``. Defaults
             to 3.
 
     Returns:
         list[dict]: One row per cluster with the keys :data:`COLUMNS`, in
         rank order. ``error_rate`` and ``mean_loss`` are None when the table
-        has no predictions (never made up).
+        has no predictions, or ones of another label space (never made
+        up).
 
     Examples:
         >>> table = dict(gt_label=[0, 0, 1, 1], gt_class=['cat', 'cat',
@@ -102,12 +88,19 @@ def summarize_clusters(cluster_ids: Sequence[int], table: Dict,
     if len(table['gt_label']) != n:
         raise ValueError(f'{n} cluster ids for {len(table["gt_label"])} '
                          'samples')
-    gt = _names(table, 'gt_label', 'gt_class', class_names)
-    has_pred = 'pred_label' in table
+    space = label_space or LabelSpace.assumed(None, table)
+    gt_ids = np.asarray(table['gt_label'], dtype=float).astype(np.int64)
+    gt = np.array([space.dataset_name(y) for y in gt_ids], dtype=object)
+    correct = None
+    if 'pred_label' in table:
+        pred_ids = np.asarray(table['pred_label'],
+                              dtype=float).astype(np.int64)
+        correct = space.correct(gt_ids, pred_ids)
+    has_pred = correct is not None
     if has_pred:
-        pred = _names(table, 'pred_label', 'pred_class', class_names)
-        wrong = (np.asarray(table['pred_label'], dtype=float) !=
-                 np.asarray(table['gt_label'], dtype=float))
+        wrong = ~correct
+        pred = np.array([space.model_name(y) for y in pred_ids],
+                        dtype=object)
     has_loss = has_pred and 'loss' in table
     if has_loss:
         loss = np.asarray(table['loss'], dtype=float)

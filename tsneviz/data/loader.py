@@ -5,7 +5,9 @@ loader through mmengine's ``Runner.build_dataloader``, so any dataset,
 pipeline and collate function an mmpretrain config names works unchanged.
 """
 import copy
+import inspect
 import os.path as osp
+import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -58,6 +60,16 @@ def build_dataset(dataloader_cfg, default_scope: str = 'mmpretrain'):
             f'dataset root not found: {root}; put the data there or point '
             'the config at it, e.g. --cfg-options '
             f'test_dataloader.dataset.data_root=PATH')
+    with DefaultScope.overwrite_default_scope(default_scope):
+        dataset_cls = _dataset_class(DATASETS, dataset_cfg.get('type'))
+    downloads = dataset_cls is not None and \
+        'download' in inspect.signature(dataset_cls).parameters
+    if downloads:
+        # CIFAR, MNIST and friends download into an empty data_root by
+        # default; offline that ends in chained tracebacks, and a
+        # visualisation tool should never fetch gigabytes unasked.
+        dataset_cfg['download'] = False
+    name = getattr(dataset_cls, '__name__', dataset_cfg.get('type'))
     try:
         with DefaultScope.overwrite_default_scope(default_scope):
             return DATASETS.build(dataset_cfg)
@@ -65,10 +77,55 @@ def build_dataset(dataloader_cfg, default_scope: str = 'mmpretrain'):
         raise UserError(f'could not build the dataset: {err}; check '
                         'data_root, data_prefix and ann_file of '
                         'test_dataloader.dataset') from err
+    except AssertionError as err:
+        # mmpretrain checks a dataset's layout with asserts, e.g. ImageNet
+        # wants exactly its 1000 class folders.
+        classes = (getattr(dataset_cls, 'METAINFO', None) or {}).get(
+            'classes') or ()
+        expects = f' with its {len(classes)} classes' if classes else ''
+        raise UserError(
+            f'the data in {root} does not fit the {name} dataset: '
+            f'{_reason(err)}; {name} expects its own layout{expects}; for '
+            'a folder with one subfolder per class use --cfg-options '
+            'test_dataloader.dataset.type=CustomDataset') from None
     except RuntimeError as err:
         if 'Found 0 files' in str(err):
             raise UserError(f'the dataset is empty: {err}') from err
+        if downloads:
+            url = getattr(dataset_cls, 'url', None) or getattr(
+                dataset_cls, 'url_prefix', None)
+            where = f' (from {url})' if url else ''
+            raise UserError(
+                f'the {name} data is missing or incomplete in {root}; '
+                f'tsneviz does not download datasets: download it{where} '
+                'into that folder, or point test_dataloader.dataset.'
+                'data_root at the data') from None
         raise
+    except KeyError as err:
+        if 'registry' in str(err):  # an unknown dataset type
+            raise UserError(f'could not build the dataset: {_reason(err)}; '
+                            'check test_dataloader.dataset.type') from None
+        raise
+
+
+def _dataset_class(registry, type_):
+    """The dataset class a config names, or None when it is unknown."""
+    if isinstance(type_, type):
+        return type_
+    if not isinstance(type_, str):
+        return None
+    try:
+        return registry.get(type_)
+    except Exception:  # left to DATASETS.build to report
+        return None
+
+
+def _reason(err: BaseException) -> str:
+    """mmpretrain's message on one line, without mmengine's prefix."""
+    text = ' '.join(str(err).split()).strip('"\'').rstrip('.')
+    # mmengine's build_from_cfg prefixes "class `X` in path/to/x.py: "
+    return re.sub(r'^class `[^`]+` in [^:]+: ', '', text) or \
+        type(err).__name__
 
 
 def dataset_labels(dataset) -> np.ndarray:
@@ -93,9 +150,15 @@ def dataset_classes(dataset, fallback: Optional[Sequence[str]] = None
 
 
 def image_paths(dataset, indices: Sequence[int]) -> List[str]:
-    """The ``img_path`` of each chosen sample ('' where it has none)."""
-    return [str(dataset.get_data_info(int(i)).get('img_path', '') or '')
-            for i in indices]
+    """The ``img_path`` of each chosen sample ('' where it has none).
+
+    Made absolute against the current folder (a config's relative
+    ``data_root`` means that folder), so the run's later tools find the
+    images from any folder; URLs stay as they are.
+    """
+    from tsneviz.data.paths import absolute
+    return [absolute(str(dataset.get_data_info(int(i)).get('img_path', '')
+                         or '')) for i in indices]
 
 
 class SampleSubset(Dataset):

@@ -171,7 +171,8 @@ def sample_metadata(run: Run) -> Dict[str, List[str]]:
 
     ``label`` (ground-truth class name), ``gt_label``, and, when the run has
     predictions, ``prediction`` (predicted class name), ``correct``
-    (``'true'``/``'false'``), ``score``, ``entropy`` and ``loss`` (6
+    (``'true'``/``'false'``, when the model's classes are the dataset's:
+    see :mod:`tsneviz.labels`), ``score``, ``entropy`` and ``loss`` (6
     significant digits); then ``cluster`` when the run has clusters,
     ``index`` (the sample's index in the dataset) and ``path`` (the image
     file). Missing values are empty.
@@ -183,8 +184,12 @@ def sample_metadata(run: Run) -> Dict[str, List[str]]:
                                   'gt_label': table['gt_label']}
     if 'pred_label' in table:
         cols['prediction'] = table['pred_class']
-        cols['correct'] = ['true' if p == g else 'false' for p, g in
-                           zip(table['pred_label'], table['gt_label'])]
+        # only where the model's classes are the dataset's (tsneviz.labels)
+        correct = run.label_space.correct(
+            [int(g) for g in table['gt_label']],
+            [int(p) for p in table['pred_label']])
+        if correct is not None:
+            cols['correct'] = ['true' if c else 'false' for c in correct]
         for name in ('score', 'entropy', 'loss'):
             if name in table:
                 cols[name] = [_short(v) for v in table[name]]

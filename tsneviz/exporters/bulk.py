@@ -11,9 +11,12 @@ color      what the points are coloured by (``color`` option: label,
            prediction, cluster, correct (correct/wrong), loss, score)
 label      ground-truth class name
 gt_label   ground-truth class index
-prediction predicted class name     (runs with predictions)
-correct    ``true`` / ``false``     (runs with predictions)
-score      softmax score of the prediction, ``entropy``, ``loss``
+prediction predicted class name, of the model's classes (runs with
+           predictions)
+correct    ``true`` / ``false``     (predictions of the dataset's classes,
+                                     see :mod:`tsneviz.labels`)
+score      softmax score of the prediction, ``entropy``, ``loss`` (the
+           latter with predictions of the dataset's classes)
 cluster    cluster id               (runs with clusters)
 index      the sample's index in the dataset
 ========== ===============================================================
@@ -128,6 +131,9 @@ def color_column(meta: Dict[str, List[str]], color: str) -> Optional[list]:
     if column not in meta:
         what = {'cluster': 'clusters (run tools/cluster.py first)'}.get(
             column, 'predictions (the model has no classification head)')
+        if column in ('correct', 'loss') and 'prediction' in meta:
+            what = (f'{column} values: the model\'s classes are not the '
+                    'dataset\'s (see label_space in run.json)')
         raise UserError(f'cannot colour by {color}: the run has no {what}; '
                         'choose another --color')
     values = meta[column]

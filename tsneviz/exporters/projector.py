@@ -238,7 +238,9 @@ def write_sprite(path: str, image_paths: List[str],
 def thumbnail(image, size: int):
     """``image`` as an RGB ``size`` x ``size`` thumbnail (aspect kept)."""
     from PIL import ImageOps
-    return ImageOps.pad(image.convert('RGB'), (size, size),
+
+    from tsneviz.data.display import to_display
+    return ImageOps.pad(to_display(image).convert('RGB'), (size, size),
                         color=(255, 255, 255))
 
 

@@ -32,6 +32,7 @@ from typing import Iterable, List, Union
 
 import numpy as np
 
+from tsneviz.data.paths import run_data_prefix, run_image_paths
 from tsneviz.errors import UserError
 from tsneviz.exporters.splits import write_annotation
 from tsneviz.registry import EXPORTERS
@@ -185,7 +186,8 @@ def export_selection(run_dir: str, indices: Union[Iterable[int], str],
     if isinstance(indices, (str, os.PathLike)):
         indices = read_indices(os.fspath(indices))
     rows = _positions(run, indices)
-    paths = [run.image_paths[r] for r in rows]
+    all_paths = run_image_paths(run)
+    paths = [all_paths[r] for r in rows]
 
     if mode == 'append':
         classes = run.classes or []
@@ -203,7 +205,7 @@ def export_selection(run_dir: str, indices: Union[Iterable[int], str],
             raise UserError(f'{out} is a folder; with mode append --out is '
                             'an annotation file')
         added = write_annotation(out, paths, [classes.index(label)] *
-                                 len(paths), run.manifest.get('data_prefix'),
+                                 len(paths), run_data_prefix(run),
                                  append=True)
         _record(run_dir, out, [out], label, mode, len(paths))
         return dict(mode=mode, out=out, files=paths, added=added,

@@ -19,11 +19,13 @@ Outputs (in ``out_dir``, default ``<run_dir>/splits/``):
 """
 import os
 import os.path as osp
+import sys
 from collections import Counter
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from tsneviz.data.paths import run_data_prefix, run_image_paths
 from tsneviz.errors import UserError
 from tsneviz.registry import EXPORTERS
 from tsneviz.rundir import Run, _atomic, update_manifest, write_table
@@ -150,6 +152,18 @@ def annotation_path(img_path: str, data_prefix: Optional[str]) -> str:
     return osp.relpath(img_path, data_prefix).replace(os.sep, '/')
 
 
+def _image_key(path: str, data_prefix: Optional[str]) -> str:
+    """The file an annotation path names, in one spelling.
+
+    With the prefix ``/data/digits/val``, ``0/1.png``, ``./0/1.png`` and
+    ``/data/digits/val/0/1.png`` are one image; comparing the text of lines
+    would list it twice.
+    """
+    if data_prefix and not osp.isabs(path):
+        path = osp.join(data_prefix, path)
+    return osp.normpath(path)
+
+
 def write_annotation(path: str, img_paths, labels,
                      data_prefix: Optional[str], append: bool = False
                      ) -> int:
@@ -161,28 +175,42 @@ def write_annotation(path: str, img_paths, labels,
         labels (Iterable[int]): Class ids.
         data_prefix (str, optional): Folder the paths are made relative to.
         append (bool): Keep the file's lines and add the new ones, skipping
-            lines it already has. Defaults to False.
+            images it already lists, whatever the spelling of their path
+            (relative or absolute, ``./``, ``..``). An image listed under
+            another label keeps it, with a warning. Defaults to False.
 
     Returns:
         int: Lines added.
     """
-    lines = [f'{annotation_path(p, data_prefix)} {int(y)}'
+    lines = [(annotation_path(p, data_prefix), int(y))
              for p, y in zip(img_paths, labels)]
-    for line in lines:
+    for rel, _ in lines:
         # CustomDataset splits on the last space and reads one line each
-        if '\n' in line or '\r' in line:
+        if '\n' in rel or '\r' in rel:
             raise UserError(f'cannot write an image path with a line break '
-                            f'into an annotation file: {line!r}')
+                            f'into an annotation file: {rel!r}')
     existing = []
     if append and osp.isfile(path):
         with open(path, encoding='utf-8') as f:
             existing = f.read().splitlines()
-    seen = set(existing)
-    added = []
-    for line in lines:
-        if line not in seen:
-            added.append(line)
-            seen.add(line)
+    seen = {}  # image key -> its label, as text
+    for line in existing:
+        rel, _, label = line.strip().rpartition(' ')
+        if rel:
+            seen.setdefault(_image_key(rel, data_prefix), label)
+    added, relabelled = [], []
+    for rel, label in lines:
+        key = _image_key(rel, data_prefix)
+        if key not in seen:
+            added.append(f'{rel} {label}')
+            seen[key] = str(label)
+        elif seen[key] != str(label):
+            relabelled.append((rel, seen[key]))
+    if relabelled:
+        rel, old = relabelled[0]
+        print(f'warning: {len(relabelled)} images are already in {path} '
+              f'under another label (e.g. {rel} as {old}); left as they '
+              'are', file=sys.stderr)
     text = ''.join(f'{line}\n' for line in existing + added)
     _atomic(path, lambda f: f.write(text.encode('utf-8')))
     return len(added)
@@ -302,8 +330,8 @@ def make_splits(run_dir: str, val_ratio: float, by: str = 'cluster',
     if out_dir is None:
         out_dir = osp.join(run_dir, 'splits')
     os.makedirs(out_dir, exist_ok=True)
-    prefix = run.manifest.get('data_prefix')
-    paths = np.array(run.image_paths, dtype=object)
+    prefix = run_data_prefix(run)
+    paths = np.array(run_image_paths(run), dtype=object)
     dataset_index = run.table['index'].astype(np.int64)
     order = np.argsort(dataset_index, kind='stable')
     files = {}

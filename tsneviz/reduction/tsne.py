@@ -52,6 +52,14 @@ CHECK_EVERY = 50
 # two were within noise at 5k, and FFT was 1.2-1.7x faster at 7k and
 # 1.6-2.5x at 10k, where openTSNE itself only switches.
 FFT_MIN_SAMPLES = 5000
+# Fewer samples than this are refused: the perplexity must stay below N and
+# at least 1/3 (openTSNE looks at int(3 x perplexity) neighbours, and at
+# none below that), and a map of two points shows nothing. From 3 samples
+# the separation metrics (10-NN accuracy, trustworthiness) are computed too.
+MIN_SAMPLES = 3
+# openTSNE finds int(3 x perplexity) neighbours per point: below 1/3 that is
+# none, and its kNN search fails.
+OPENTSNE_MIN_PERPLEXITY = 1 / 3
 
 
 COMMON_CONSTRAINTS = {
@@ -113,21 +121,36 @@ class BaseTSNE(BaseReducer):
                             'positive, or -1 to never stop early')
 
     def check_n_samples(self, n_samples: int) -> None:
-        """Fail early, with both numbers, when perplexity is too large."""
+        """Fail early, with both numbers, when there are too few samples.
+
+        t-SNE needs :data:`MIN_SAMPLES`; the perplexity must stay below the
+        number of samples, and the value the error suggests always runs.
+        """
         init = self.params['init']
         if isinstance(init, np.ndarray) and \
                 init.shape != (n_samples, self.params['n_components']):
             raise UserError(f'{self.name}: the start layout has shape '
                             f'{init.shape}, the data needs '
                             f'({n_samples}, {self.params["n_components"]})')
-        perplexity = self.params['perplexity']
+        if n_samples < MIN_SAMPLES:
+            raise UserError(
+                f't-SNE needs at least {MIN_SAMPLES} samples, got '
+                f'{n_samples}: a layout of fewer points shows nothing; '
+                'sample more with --max-num-samples or more classes')
+        perplexity = self.requested_perplexity
         if perplexity >= n_samples:
             raise UserError(
                 f'perplexity {perplexity:g} is too large for {n_samples} '
                 f'samples: it must be below the number of samples; lower '
                 f'--perplexity (below {n_samples}, ideally about '
-                f'{max(1, (n_samples - 1) // 3)}) or sample more with '
+                f'{suggested_perplexity(n_samples):g}) or sample more with '
                 '--max-num-samples')
+
+    @property
+    def requested_perplexity(self) -> float:
+        """The perplexity asked for (``params`` holds the one used)."""
+        return getattr(self, '_requested_perplexity',
+                       self.params['perplexity'])
 
     def describe(self) -> str:
         p = self.params["perplexity"]
@@ -136,7 +159,21 @@ class BaseTSNE(BaseReducer):
     def results(self) -> dict:
         if not hasattr(self, 'kl_divergence_'):
             return {}
-        return dict(kl_divergence=self.kl_divergence_, n_iter=self.n_iter_)
+        results = dict(kl_divergence=self.kl_divergence_,
+                       n_iter=self.n_iter_)
+        if self.params['perplexity'] != self.requested_perplexity:
+            results.update(perplexity=self.params['perplexity'],
+                           perplexity_requested=self.requested_perplexity)
+        return results
+
+
+def suggested_perplexity(n_samples: int) -> float:
+    """A perplexity that runs on both backends for ``n_samples`` samples.
+
+    About a third of the samples (openTSNE's own ceiling is (N - 1) / 3),
+    at least 1, and always below N for N >= :data:`MIN_SAMPLES`.
+    """
+    return float(max(1, (n_samples - 1) // 3))
 
 
 class _KLConvergence:
@@ -223,11 +260,37 @@ class OpenTSNE(BaseTSNE):
                     negative_gradient_method='auto',
                     neighbors='auto')
 
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.params['perplexity'] < OPENTSNE_MIN_PERPLEXITY:
+            raise UserError(
+                f'perplexity {self.params["perplexity"]:g} is too small for '
+                'openTSNE: it looks at int(3 x perplexity) neighbours, so '
+                'the perplexity must be at least 1/3; raise --perplexity')
+        self._requested_perplexity = self.params['perplexity']
+
+    def used_perplexity(self, n_samples: int) -> float:
+        """The perplexity openTSNE really uses for ``n_samples`` samples.
+
+        openTSNE silently lowers a perplexity above (N - 1) / 3 to that
+        value; tsneviz lowers it itself, says so in the log, and records
+        the value used (``params``, the plot title, run.json) along with
+        the one asked for (``perplexity_requested`` in the results).
+        """
+        return min(self.requested_perplexity, (n_samples - 1) / 3)
+
     def fit_transform(self, X, progress=None):
         import openTSNE
 
         p = self.params
         X = self.reduce_dims(X)
+        used = self.used_perplexity(len(X))
+        if used != self.requested_perplexity:
+            MMLogger.get_current_instance().warning(
+                'perplexity %g is above what openTSNE uses for %d samples '
+                '((N - 1) / 3); using %g', self.requested_perplexity,
+                len(X), used)
+        p['perplexity'] = used
         gradient = p['negative_gradient_method']
         if p['n_components'] > 2 and gradient != 'bh':
             # openTSNE's FFT interpolation only exists for 1-D and 2-D.
@@ -260,7 +323,8 @@ class OpenTSNE(BaseTSNE):
 
         embedding = tsne.prepare_initial(X)
         embedding = embedding.optimize(
-            n_iter=EARLY_EXAGGERATION_ITER, exaggeration=p['early_exaggeration'],
+            n_iter=EARLY_EXAGGERATION_ITER,
+            exaggeration=p['early_exaggeration'],
             momentum=tsne.initial_momentum, callbacks=[report],
             callbacks_every_iters=CHECK_EVERY)
         callbacks = [report]

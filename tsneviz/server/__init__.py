@@ -5,7 +5,8 @@ application for use with any ASGI server.
 
 Examples:
     >>> from tsneviz.server import create_app
-    >>> app = create_app('work_dirs', configs_dir='configs')
+    >>> app = create_app('work_dirs', configs_dir='configs',
+    ...                  data_dirs=['data'])
 """
 from tsneviz.server.app import create_app
 

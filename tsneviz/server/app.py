@@ -7,22 +7,27 @@ Routes (the OpenAPI spec is at ``/openapi.json``, browsable at ``/docs``):
   run directory's files (thumbnails, plots) by relative path;
 - ``GET /api/runs``, ``/api/runs/{run}/points``, ``.../neighbors/{index}``,
   ``.../clusters``, ``.../images/{index}``, ``GET|POST .../selections``,
-  ``POST .../splits``, ``POST /api/jobs``, ``GET /api/jobs/{id}``.
+  ``GET|DELETE .../selections/{id}``, ``POST .../splits``,
+  ``GET|POST /api/jobs``, ``GET|DELETE /api/jobs/{id}``.
 
 ``{run}`` is a run id (:mod:`tsneviz.server.runs`); ``{index}`` in a URL is
 a sample POSITION, the row of ``samples.csv`` (0..N-1); ``index`` in
 bodies and results is the DATASET index (the ``index`` column).
 
-Every error is JSON ``{"detail": "<one message>"}``: 400 bad arguments,
-401 token, 403 outside the allowed folders, 404 unknown run / job / out of
-range sample / not clustered, 413 body too large, 422 malformed or invalid
-body or query (k too large included).
+Every error is JSON ``{"detail": "<one message>"}``, naming no absolute
+server path: 400 bad arguments, 401 token, 403 outside the allowed folders
+or from another site, 404 unknown run / job / selection / out of range
+sample / not clustered, 408 body too slow, 409 run full of selections or
+job already finished, 413 body too large, 422 malformed or invalid body or
+query (k too large included), 429 job queue full, 500 a broken run.
 """
 import csv
 import html
+import logging
+import os
 import os.path as osp
 import threading
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,35 +38,33 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tsneviz.errors import UserError
 from tsneviz.rundir import Run
 from tsneviz.server import models as m
+from tsneviz.server import selections as sel
+from tsneviz.server.errors import (BrokenRun, Conflict, NotFound,
+                                   TooManyRequests, Unprocessable, status_of)
 from tsneviz.server.images import image_path, read_image
-from tsneviz.server.jobs import JobManager, UnknownJob
+from tsneviz.server.jobs import MAX_QUEUE, JobManager, UnknownJob
 from tsneviz.server.runs import RunIndex, UnknownRun
 from tsneviz.server.security import (BodyLimit, Forbidden, LoopbackHostGuard,
-                                     TokenGuard, contained)
-from tsneviz.server.selections import list_selections, save_selection
+                                     OriginGuard, PathGuard, TokenGuard,
+                                     contained, strip_paths)
+from tsneviz.server.state import StateDir
 
-__all__ = ['create_app', 'MAX_BODY_BYTES', 'NotFound', 'Unprocessable']
+__all__ = ['create_app', 'MAX_BODY_BYTES', 'BODY_TIMEOUT_S', 'NotFound',
+           'Unprocessable']
 
 #: Default request body limit: a selection of 100 000 indices is ~800 kB.
 MAX_BODY_BYTES = 1 << 20
+#: Default seconds a request body may take to arrive.
+BODY_TIMEOUT_S = 10.0
 EXPLORER = 'index.html'
+log = logging.getLogger('tsneviz.server')
 
-
-class NotFound(UserError):
-    """Something named in the URL does not exist (404)."""
-
-
-class Unprocessable(UserError):
-    """A well-formed request with an impossible value, e.g. k (422)."""
-
-
-_STATUS = ((UnknownRun, 404), (UnknownJob, 404), (NotFound, 404),
-           (Forbidden, 403), (Unprocessable, 422), (UserError, 400))
-_ERRORS = {s: {'model': m.Error} for s in (400, 401, 403, 404, 413, 422)}
+_ERRORS = {s: {'model': m.Error} for s in (400, 401, 403, 404, 408, 409,
+                                           413, 422, 429)}
 
 
 def _status(err: UserError) -> int:
-    return next(code for kind, code in _STATUS if isinstance(err, kind))
+    return status_of(err, ((UnknownRun, 404), (UnknownJob, 404)))
 
 
 def _message(err) -> str:
@@ -85,25 +88,22 @@ def _number(value) -> Optional[float]:
     return None if value is None or value != value else float(value)
 
 
-def _text(value) -> Optional[str]:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def create_app(root: str, configs_dir: Optional[str] = None,
                checkpoints_dir: Optional[str] = None,
                token: Optional[str] = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES,
+               data_dirs: Sequence[str] = (), max_jobs: int = 1,
+               max_queue: int = MAX_QUEUE,
+               body_timeout: float = BODY_TIMEOUT_S,
+               max_selections: int = sel.MAX_COUNT,
+               max_selection_bytes: int = sel.MAX_BYTES) -> FastAPI:
     """The server of the runs under ``root``.
 
     Args:
         root (str): A run directory, or a work dir holding runs (searched
             three levels deep). New job runs are written under it.
         configs_dir (str, optional): The only folder jobs may take configs
-            from (by relative name). None disables jobs' configs.
+            from (by relative name). None disables jobs.
         checkpoints_dir (str, optional): The only folder jobs may take
             checkpoints from. None: jobs run without a checkpoint.
         token (str, optional): Required on every request when set (see
@@ -111,20 +111,46 @@ def create_app(root: str, configs_dir: Optional[str] = None,
             only requests addressed to a loopback host name are served.
         max_body_bytes (int): Larger request bodies get 413. Defaults to
             :data:`MAX_BODY_BYTES` (1 MiB).
+        data_dirs (list[str]): The only folders a job's dataset may be in.
+        max_jobs (int): Jobs run at a time. Defaults to 1.
+        max_queue (int): Jobs that may wait; more get 429. Defaults to 8.
+        body_timeout (float): Seconds a request body may take; then 408.
+        max_selections (int): Most selections per run; more get 409.
+        max_selection_bytes (int): Most bytes of selections per run.
 
     Returns:
         FastAPI: An ASGI application, e.g. for ``uvicorn.run``.
 
     Examples:
         >>> import uvicorn
-        >>> app = create_app('work_dirs', configs_dir='configs')
+        >>> app = create_app('work_dirs', configs_dir='configs',
+        ...                  data_dirs=['data'])
         >>> uvicorn.run(app, host='127.0.0.1', port=8000)
     """
     runs = RunIndex(root)
+    state = StateDir(runs.root)
+    if state.owner:
+        # the only server on this root: what a killed one left is stale
+        for folder in runs.found(refresh=True).values():
+            removed = sel.clean_selections(folder)
+            if removed:
+                log.warning('removed %d unfinished selection files in %s',
+                            len(removed), folder)
     jobs = JobManager(None if runs.single else runs.root,
                       osp.abspath(configs_dir) if configs_dir else None,
                       osp.abspath(checkpoints_dir) if checkpoints_dir
-                      else None, on_done=runs.id_of)
+                      else None, data_dirs=data_dirs,
+                      records_dir=state.jobs, on_done=runs.id_of,
+                      max_jobs=max_jobs, max_queue=max_queue,
+                      recover=state.owner)
+    # error messages name these folders by label, never by path
+    folders = {runs.root: '<root>', configs_dir: '<configs-dir>',
+               checkpoints_dir: '<checkpoints-dir>', os.getcwd(): '<cwd>',
+               **{d: '<data-dir>' for d in data_dirs}}
+
+    def scrub(text: Optional[str]) -> Optional[str]:
+        return None if text is None else strip_paths(text, folders)
+
     locks: Dict[str, threading.Lock] = {}
     locks_guard = threading.Lock()
 
@@ -141,24 +167,31 @@ def create_app(root: str, configs_dir: Optional[str] = None,
         'samples.csv, 0..N-1); `index` in bodies is the DATASET index.')
     app.state.runs, app.state.jobs = runs, jobs
 
-    # ---- errors: always {"detail": "..."} ------------------------------
+    # ---- errors: always {"detail": "..."}, no server paths -------------
     @app.exception_handler(UserError)
     async def user_error(request: Request, err: UserError):
-        return JSONResponse({'detail': _message(err)}, _status(err))
+        status = _status(err)
+        if status >= 500:
+            log.error('%s', err)
+        return JSONResponse({'detail': scrub(_message(err))}, status,
+                            headers={'Retry-After': '30'}
+                            if isinstance(err, TooManyRequests) else None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError):
-        return JSONResponse({'detail': _validation_detail(err)}, 422)
+        return JSONResponse({'detail': scrub(_validation_detail(err))}, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException):
-        return JSONResponse({'detail': _message(err.detail)},
+        return JSONResponse({'detail': scrub(_message(err.detail))},
                             err.status_code, headers=err.headers)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, err: Exception):
-        return JSONResponse({'detail': f'internal error: '
-                             f'{type(err).__name__}: {_message(err)}'}, 500)
+        log.exception('internal error on %s %s', request.method,
+                      request.url.path)
+        return JSONResponse({'detail': scrub(
+            f'internal error: {type(err).__name__}: {_message(err)}')}, 500)
 
     def get_run(run_id: str) -> Run:
         return runs.run(run_id)
@@ -185,14 +218,26 @@ def create_app(root: str, configs_dir: Optional[str] = None,
     @app.get('/api/runs', response_model=m.RunList, responses=_ERRORS,
              tags=['runs'])
     def list_runs():
-        """Complete runs (``run.json`` present) under the server root."""
-        items = []
+        """Complete runs (``run.json`` present) under the server root.
+
+        A run whose files cannot be read is listed under ``broken`` with
+        the reason; it does not stop the others from being listed.
+        """
+        items, broken = [], []
         for run_id in runs.ids():
             try:
                 items.append(summary(run_id))
-            except (UserError, OSError, ValueError, KeyError):
-                continue  # removed or broken since the scan: not served
-        return m.RunList(runs=items)
+            except UnknownRun:
+                continue  # removed since the scan
+            except BrokenRun as err:
+                log.warning('%s', err)
+                broken.append(m.BrokenRun(id=run_id,
+                                          error=scrub(_message(err))))
+            except Exception as err:  # noqa: BLE001 one run, not the list
+                log.exception('run %s cannot be listed', run_id)
+                broken.append(m.BrokenRun(id=run_id, error=scrub(
+                    f'{type(err).__name__}: {_message(err)}')))
+        return m.RunList(runs=items, broken=broken)
 
     @app.get('/api/runs/{run}/points', response_model=m.Points,
              responses=_ERRORS, tags=['runs'])
@@ -209,6 +254,7 @@ def create_app(root: str, configs_dir: Optional[str] = None,
         coords = r.coords(key)
         stop = min(offset + limit, len(r))
         t = r.table
+        space = r.label_space
         rows = []
         for p in range(offset, stop):
             def num(col):
@@ -221,11 +267,11 @@ def create_app(root: str, configs_dir: Optional[str] = None,
             row = dict(position=p, index=int(float(t['index'][p])),
                        img_path=str(t['img_path'][p]),
                        gt_label=int(float(t['gt_label'][p])),
-                       gt_class=_class_name(r, integer('gt_label'),
-                                            t.get('gt_class'), p),
+                       gt_class=_class_name(
+                           space.dataset_name, integer('gt_label')),
                        pred_label=integer('pred_label'),
-                       pred_class=_class_name(r, integer('pred_label'),
-                                              t.get('pred_class'), p),
+                       pred_class=_class_name(
+                           space.model_name, integer('pred_label')),
                        score=num('score'), entropy=num('entropy'),
                        loss=num('loss'), cluster=integer('cluster'),
                        x=float(coords[p, 0]), y=float(coords[p, 1]),
@@ -289,7 +335,7 @@ def create_app(root: str, configs_dir: Optional[str] = None,
             data, media = read_image(path, size)
         except FileNotFoundError:
             raise NotFound(f'the image of sample {index} is missing: '
-                           f'{r.table["img_path"][index]}') from None
+                           f'{osp.basename(path)}') from None
         except ValueError as err:
             raise Forbidden(f'sample {index}: {err}') from None
         return Response(data, media_type=media,
@@ -297,22 +343,51 @@ def create_app(root: str, configs_dir: Optional[str] = None,
 
     @app.get('/api/runs/{run}/selections', response_model=m.Selections,
              responses=_ERRORS, tags=['selections'])
-    def get_selections(run: str):
-        """Saved selections of the run, oldest first."""
-        return dict(run=run, selections=list_selections(get_run(run)))
+    def get_selections(run: str, offset: int = Query(0, ge=0),
+                       limit: int = Query(100, ge=1,
+                                          le=m.MAX_SELECTION_PAGE)):
+        """One page of the run's saved selections, oldest first.
+
+        Each is a summary (``n_indices``); ``GET .../selections/{id}``
+        has its indices.
+        """
+        total, page = sel.list_selections(get_run(run), offset, limit)
+        return dict(run=run, total=total, offset=offset, limit=limit,
+                    selections=page)
+
+    @app.get('/api/runs/{run}/selections/{selection_id}',
+             response_model=m.Selection, responses=_ERRORS,
+             tags=['selections'])
+    def get_selection(run: str, selection_id: str):
+        """A saved selection with its indices."""
+        return sel.get_selection(get_run(run), selection_id)
+
+    @app.delete('/api/runs/{run}/selections/{selection_id}', status_code=204,
+                responses=_ERRORS, tags=['selections'])
+    def delete_selection(run: str, selection_id: str):
+        """Remove a saved selection (both its files)."""
+        sel.delete_selection(get_run(run), selection_id)
+        return Response(status_code=204)
 
     @app.post('/api/runs/{run}/selections', response_model=m.Selection,
               status_code=201, responses=_ERRORS, tags=['selections'])
     def post_selection(run: str, body: m.SelectionIn):
-        """Save a selection as ``RUN/selections/<id>.csv`` and ``.json``."""
+        """Save a selection as ``RUN/selections/<id>.csv`` and ``.json``.
+
+        A run holds a bounded number (and size) of selections: 409 beyond.
+        """
         r = get_run(run)
-        try:
-            return save_selection(r, body.name, body.indices, body.label,
-                                  body.note)
-        except Forbidden:
-            raise
-        except UserError as err:
-            raise Unprocessable(str(err)) from None
+        # one save at a time per run, so the count limit holds
+        with run_lock(f'{run}\0selections'):
+            try:
+                return sel.save_selection(
+                    r, body.name, body.indices, body.label, body.note,
+                    max_count=max_selections,
+                    max_bytes=max_selection_bytes)
+            except (Forbidden, Conflict):
+                raise
+            except UserError as err:
+                raise Unprocessable(str(err)) from None
 
     @app.post('/api/runs/{run}/splits', response_model=m.Splits,
               responses=_ERRORS, tags=['exports'])
@@ -334,15 +409,34 @@ def create_app(root: str, configs_dir: Optional[str] = None,
         """Start an extraction + t-SNE run; poll ``GET /api/jobs/{id}``.
 
         ``config`` (and ``checkpoint``) are names relative to the server's
-        configs (checkpoints) directory; anything else is refused (403).
+        configs (checkpoints) directory, and the dataset must lie in a
+        data folder; anything else is refused (403). At most a few jobs
+        wait: 429 beyond.
         """
-        return jobs.submit(body.model_dump())
+        return public_job(jobs.submit(body.model_dump()))
+
+    @app.get('/api/jobs', response_model=m.Jobs, responses=_ERRORS,
+             tags=['jobs'])
+    def list_jobs():
+        """Every job the server knows, newest first."""
+        return dict(jobs=[public_job(j) for j in jobs.list()])
 
     @app.get('/api/jobs/{job_id}', response_model=m.Job, responses=_ERRORS,
              tags=['jobs'])
     def get_job(job_id: str):
-        """State (queued, running, done, failed), progress and result."""
-        return jobs.get(job_id)
+        """State (queued, running, done, failed, cancelled, interrupted),
+        progress and result."""
+        return public_job(jobs.get(job_id))
+
+    @app.delete('/api/jobs/{job_id}', response_model=m.Job,
+                responses=_ERRORS, tags=['jobs'])
+    def cancel_job(job_id: str):
+        """Cancel a queued or running job; a running one's processes are
+        stopped. 409 when it has already finished."""
+        return public_job(jobs.cancel(job_id))
+
+    def public_job(job: dict) -> dict:
+        return dict(job, error=scrub(job.get('error')))
 
     # ---- pages ---------------------------------------------------------
     @app.get('/', response_class=HTMLResponse, include_in_schema=False)
@@ -387,22 +481,23 @@ def create_app(root: str, configs_dir: Optional[str] = None,
             raise NotFound(f'no file {file!r} in run {run!r}')
         return FileResponse(osp.realpath(path))
 
-    # Outermost first on the way in: host, then token, then body size,
-    # so an unauthenticated client cannot make the server buffer a body.
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # Outermost first on the way in: path, host, origin, token, then body
+    # size and time, so an unauthenticated client cannot make the server
+    # buffer a body. (add_middleware puts each one outside the previous.)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes,
+                       timeout=body_timeout)
     app.add_middleware(TokenGuard, token=token)
+    app.add_middleware(OriginGuard)
     if not token:
         app.add_middleware(LoopbackHostGuard)
+    app.add_middleware(PathGuard)
     return app
 
 
-def _class_name(run: Run, label: Optional[int], column, row: int):
-    # samples.csv reads numeric class names ('007') back as numbers: take
-    # the name from the manifest's class list where there is one
-    classes = run.classes
-    if label is not None and classes and 0 <= label < len(classes):
-        return str(classes[label])
-    return None if column is None else _text(column[row])
+def _class_name(name_of, label: Optional[int]) -> Optional[str]:
+    # ground truth is named in the dataset's classes, predictions in the
+    # model's (tsneviz.labels): the two lists differ for a pretrained head
+    return None if label is None else name_of(label)
 
 
 def _served_page(text: str, run_id: str) -> str:

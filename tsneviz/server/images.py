@@ -90,6 +90,8 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from tsneviz.data.display import to_display
+
     try:
         st = os.stat(path)
     except OSError:
@@ -108,10 +110,10 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
                     result = (f.read(), _MEDIA.get(kind,
                                                    'application/octet-stream'))
             else:
+                img = to_display(img)  # 16-bit scaled, not clipped
                 img.thumbnail((THUMB_SIZE, THUMB_SIZE))
                 out = io.BytesIO()
-                img.convert('RGBA' if img.mode in ('RGBA', 'LA', 'P')
-                            else 'RGB').save(out, format='PNG')
+                img.save(out, format='PNG')
                 result = (out.getvalue(), 'image/png')
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f'not a readable image: {err}') from None

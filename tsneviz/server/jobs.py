@@ -1,47 +1,54 @@
-"""Extraction + t-SNE runs started over HTTP, one at a time, in a thread.
+"""Extraction + t-SNE runs started over HTTP: a bounded queue of processes.
 
-A job is :func:`tsneviz.apis.run_vis_tsne` with arguments from a request,
-under three rules, because a config is Python that the server executes and
-a checkpoint a pickle it loads:
+A job is :func:`tsneviz.apis.run_vis_tsne` with arguments from a request
+checked by :func:`tsneviz.server.jobspec.check_job`. It runs in a process
+of its own (:mod:`tsneviz.server.worker`), in a new process group, so it
+can be cancelled (``DELETE /api/jobs/{id}`` terminates the group, data
+loader workers included) and stops when the server dies.
 
-- the config is a name RELATIVE to the configs directory given at start-up
-  and must resolve (symlinks followed) inside it;
-- the checkpoint likewise, inside the checkpoints directory, and it is
-  always loaded safely (``trust_checkpoint=False``): the API cannot turn
-  on pickle's code execution;
-- ``cfg_options`` may only set the keys in :data:`ALLOWED_OPTIONS` (where
-  the data is and how it is loaded): anything else could change what the
-  config builds, e.g. ``custom_imports``.
+Limits: ``max_jobs`` run at a time (default 1: a run already uses every
+core, and runs in parallel only slow each other down); at most
+``max_queue`` wait, and one more is refused with 429.
 
-Runs go to ``<root>/<config name>/tsne_<timestamp>/`` (the reference's
-``work_dirs/<config name>`` layout), so the server finds them as runs. Jobs
-live in memory: a restart forgets them, not their run directories.
+Every job is a record ``<state>/jobs/<id>.json``, written atomically on
+each change, so jobs survive a restart: one that was queued or running
+when its server stopped is ``interrupted`` after it. Runs go to
+``<root>/<config name>/tsne_<timestamp>/`` (the reference's
+``work_dirs/<config name>`` layout), so the server finds them as runs.
 """
+import collections
 import glob
+import json
+import logging
+import os
 import os.path as osp
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
-import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from tsneviz.errors import UserError
-from tsneviz.server.security import Forbidden, resolve_inside
+from tsneviz.rundir import write_json
+from tsneviz.server.errors import Conflict, Forbidden, TooManyRequests
+from tsneviz.server.jobspec import ALLOWED_OPTIONS, check_job
 
-__all__ = ['ALLOWED_OPTIONS', 'JobManager', 'UnknownJob']
+__all__ = ['ALLOWED_OPTIONS', 'JobManager', 'UnknownJob', 'MAX_QUEUE',
+           'STOP_GRACE_S']
 
-#: ``cfg_options`` keys a job may set.
-ALLOWED_OPTIONS = frozenset({
-    'test_dataloader.dataset.data_root',
-    'test_dataloader.dataset.data_prefix',
-    'test_dataloader.dataset.data_prefix.img_path',
-    'test_dataloader.dataset.ann_file',
-    'test_dataloader.dataset.with_label',
-    'test_dataloader.batch_size',
-    'test_dataloader.num_workers',
-    'test_dataloader.persistent_workers',
-})
+#: Default most jobs waiting to run.
+MAX_QUEUE = 8
+#: Seconds a cancelled job has to stop before its processes are killed.
+STOP_GRACE_S = 5.0
+_ID = re.compile(r'[0-9a-f]{16}')
+_PUBLIC = ('id', 'state', 'config', 'checkpoint', 'created', 'started',
+           'finished', 'run', 'run_dir', 'error')
+_PACKAGE_PARENT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__))))
+log = logging.getLogger('tsneviz.server')
 
 
 class UnknownJob(UserError):
@@ -53,17 +60,29 @@ def _now() -> str:
 
 
 class JobManager:
-    """Starts jobs on a single worker thread and reports on them.
+    """Queues jobs, runs them as processes and reports on them.
 
     Args:
         work_root (str | None): Folder under which runs are written; None
             disables jobs (the server serves a single run).
-        configs_dir (str | None): The only place configs come from.
+        configs_dir (str | None): The only place configs come from; None
+            disables jobs.
         checkpoints_dir (str | None): The only place checkpoints come from.
+        data_dirs (list[str]): The only folders a job's dataset may be in.
+        records_dir (str | None): Where job records are kept; None
+            disables jobs.
         on_done (callable, optional): ``on_done(run_dir) -> run id``.
+        max_jobs (int): Jobs run at a time. Defaults to 1.
+        max_queue (int): Jobs that may wait. Defaults to :data:`MAX_QUEUE`.
+        recover (bool): Load the records of earlier servers and mark their
+            unfinished jobs ``interrupted`` (only the server holding the
+            root's lock should).
+        cwd (str, optional): Working directory of jobs. Defaults to the
+            current one.
 
     Examples:
-        >>> jobs = JobManager('work_dirs', 'configs', 'checkpoints')
+        >>> jobs = JobManager('work_dirs', 'configs', None, ['data'],
+        ...                   'work_dirs/.tsneviz/jobs')
         >>> job = jobs.submit({'config': 'digits/resnet18-slim_digits.py',
         ...                    'max_num_samples': 3})
         >>> jobs.get(job['id'])['state']
@@ -71,124 +90,271 @@ class JobManager:
     """
 
     def __init__(self, work_root: Optional[str], configs_dir: Optional[str],
-                 checkpoints_dir: Optional[str], on_done=None):
+                 checkpoints_dir: Optional[str], data_dirs=(),
+                 records_dir: Optional[str] = None, on_done=None,
+                 max_jobs: int = 1, max_queue: int = MAX_QUEUE,
+                 recover: bool = False, cwd: Optional[str] = None):
         self.work_root = work_root
         self.configs_dir = configs_dir
         self.checkpoints_dir = checkpoints_dir
+        self.data_dirs = [osp.abspath(d) for d in data_dirs]
+        self.records_dir = records_dir
         self.on_done = on_done or (lambda run_dir: None)
+        self.max_jobs = max(1, int(max_jobs))
+        self.max_queue = max(0, int(max_queue))
+        self.cwd = osp.abspath(cwd or os.getcwd())
         self._jobs: Dict[str, dict] = {}
-        self._lock = threading.Lock()
-        # One worker: a run already uses every core, and one at a time keeps
-        # mmengine's global registries and scopes free of races.
-        self._pool = ThreadPoolExecutor(max_workers=1,
-                                        thread_name_prefix='tsneviz-job')
+        self._queue: 'collections.deque[str]' = collections.deque()
+        self._procs: Dict[str, subprocess.Popen] = {}
+        self._cond = threading.Condition()
+        self._runners: List[threading.Thread] = []
+        if recover and records_dir:
+            self._recover()
 
-    def _check(self, request: dict) -> dict:
-        if self.work_root is None:
-            raise UserError('jobs are disabled: the server serves a single '
-                            'run; start it on a work dir to run jobs')
-        config = resolve_inside(request['config'], self.configs_dir,
-                                'config', '--configs-dir')
-        if not config.endswith('.py'):
-            raise UserError(f'config {request["config"]!r} is not a .py '
-                            'config file')
-        checkpoint = None
-        if request.get('checkpoint'):
-            checkpoint = resolve_inside(request['checkpoint'],
-                                        self.checkpoints_dir, 'checkpoint',
-                                        '--checkpoints-dir')
-        options = dict(request.get('cfg_options') or {})
-        refused = sorted(set(options) - ALLOWED_OPTIONS)
-        if refused:
-            raise Forbidden(f'cfg_options {", ".join(refused)} may not be '
-                            'set over the API; allowed: '
-                            f'{", ".join(sorted(ALLOWED_OPTIONS))}')
-        return dict(config=config, checkpoint=checkpoint,
-                    cfg_options=options)
+    # ---- records -------------------------------------------------------
+    def _path(self, job_id: str, suffix: str = '.json') -> str:
+        return osp.join(self.records_dir, job_id + suffix)
 
+    def _save(self, job: dict) -> None:
+        write_json(self._path(job['id']),
+                   {k: v for k, v in job.items() if k != '_proc'})
+
+    def _recover(self) -> None:
+        for path in glob.glob(osp.join(self.records_dir, '*.json')):
+            if not _ID.fullmatch(osp.basename(path)[:-5]):
+                continue  # specs and results
+            try:
+                with open(path, encoding='utf-8') as f:
+                    job = json.load(f)
+                job_id = job['id']
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning('unreadable job record %s: ignored', path)
+                continue
+            if job.get('state') in ('queued', 'running'):
+                job.update(state='interrupted', finished=_now(),
+                           _t1=time.time(),
+                           error=f'the server stopped while the job was '
+                           f'{job["state"]}')
+                self._save(job)
+            self._jobs[job_id] = job
+
+    # ---- requests ------------------------------------------------------
     def submit(self, request: dict) -> dict:
-        """Check a request (403/400 on refusal) and queue it; the job.
+        """Check a request (403/400/422 on refusal) and queue it; the job.
 
         Args:
             request (dict): A :class:`~tsneviz.server.models.JobIn` as dict.
+
+        Raises:
+            TooManyRequests: ``max_queue`` jobs are already waiting.
         """
-        checked = self._check(request)
+        if self.work_root is None:
+            raise Forbidden('jobs are disabled: the server serves a single '
+                            'run; start it on a work dir to run jobs')
+        if self.configs_dir is None or self.records_dir is None:
+            raise Forbidden('jobs are disabled: start the server with '
+                            '--jobs (and --data-dir) to run them')
+        with self._cond:
+            self._check_room()
+        checked = check_job(request, self.configs_dir, self.checkpoints_dir,
+                            self.data_dirs, self.cwd)
         job_id = uuid.uuid4().hex[:16]
         name = osp.splitext(osp.basename(checked['config']))[0]
+        tsne = {k: v for k, v in (request.get('tsne') or {}).items()
+                if v is not None}
+        kwargs = dict(
+            config=checked['config'], checkpoint=checked['checkpoint'],
+            work_dir=osp.join(self.work_root, name),
+            vis_stage=request.get('vis_stage'),
+            class_idx=request.get('class_idx'),
+            max_num_class=request.get('max_num_class', 20),
+            max_num_samples=request.get('max_num_samples', 100),
+            cfg_options=checked['cfg_options'] or None, tsne=tsne,
+            seed=request.get('seed'),
+            sampling=request.get('sampling', 'random'),
+            batch_size=request.get('batch_size'),
+            num_workers=request.get('num_workers'),
+            token_pool=request.get('token_pool', 'mean'),
+            trust_checkpoint=False, show=False, show_progress=False,
+            argv=['POST /api/jobs'])
         job = dict(id=job_id, state='queued', config=request['config'],
                    checkpoint=request.get('checkpoint'), created=_now(),
                    started=None, finished=None, run=None, run_dir=None,
-                   error=None, _t0=None, _t1=None,
-                   _work_dir=osp.join(self.work_root, name))
-        with self._lock:
+                   error=None, _t0=None, _t1=None, _pid=None,
+                   _work_dir=kwargs['work_dir'], _kwargs=kwargs)
+        with self._cond:
+            self._check_room()  # checking took time: others may have come
             self._jobs[job_id] = job
-        self._pool.submit(self._run, job, request, checked)
+            self._save(job)
+            self._queue.append(job_id)
+            self._start_runners()
+            self._cond.notify_all()
         return self.get(job_id)
 
-    def _run(self, job: dict, request: dict, checked: dict) -> None:
-        from tsneviz.apis import run_vis_tsne
+    def _check_room(self) -> None:
+        if len(self._queue) >= self.max_queue:
+            raise TooManyRequests(
+                f'{len(self._queue)} jobs are waiting (the limit): try '
+                'again when one has finished, or cancel one (DELETE '
+                '/api/jobs/{id})')
 
-        with self._lock:
-            job.update(state='running', started=_now(),
-                       _t0=time.monotonic())
-        tsne = {k: v for k, v in (request.get('tsne') or {}).items()
-                if v is not None}
-        try:
-            run_dir = run_vis_tsne(
-                checked['config'], checked['checkpoint'],
-                work_dir=job['_work_dir'],
-                vis_stage=request.get('vis_stage'),
-                class_idx=request.get('class_idx'),
-                max_num_class=request.get('max_num_class', 20),
-                max_num_samples=request.get('max_num_samples', 100),
-                cfg_options=checked['cfg_options'] or None,
-                tsne=tsne, seed=request.get('seed'),
-                sampling=request.get('sampling', 'random'),
-                batch_size=request.get('batch_size'),
-                num_workers=request.get('num_workers'),
-                token_pool=request.get('token_pool', 'mean'),
-                trust_checkpoint=False, show=False, show_progress=False,
-                argv=['POST /api/jobs'])
-            run_id = self.on_done(run_dir)
-            update = dict(state='done', run_dir=run_dir, run=run_id)
-        except UserError as err:
-            update = dict(state='failed', error=' '.join(str(err).split()))
-        except Exception as err:  # a bug: keep the traceback for the log
-            traceback.print_exc()
-            update = dict(state='failed',
-                          error=f'{type(err).__name__}: {err}')
-        with self._lock:
-            job.update(update, finished=_now(), _t1=time.monotonic())
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a queued or running job (its processes are stopped).
+
+        Raises:
+            UnknownJob: No such job.
+            Conflict: The job has already finished.
+        """
+        with self._cond:
+            job = self._job(job_id)
+            if job['state'] == 'queued':
+                self._queue.remove(job_id)
+                job.update(state='cancelled', finished=_now(),
+                           _t1=time.time())
+                self._save(job)
+                return self._public(job)
+            if job['state'] != 'running':
+                raise Conflict(f'job {job_id} is already {job["state"]}')
+            job['_cancel'] = True
+            proc = self._procs.get(job_id)
+        if proc is not None:
+            _stop(proc)
+        with self._cond:
+            self._cond.wait_for(lambda: job['state'] != 'running',
+                                timeout=STOP_GRACE_S)
+            return self._public(job)
 
     def get(self, job_id: str) -> dict:
         """A job as :class:`~tsneviz.server.models.Job` fields."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise UnknownJob(f'unknown job {job_id!r}')
-            job = dict(job)
-        t0, t1 = job.pop('_t0'), job.pop('_t1')
-        work_dir = job.pop('_work_dir')
-        if t0 is not None:
-            job['elapsed_s'] = round((t1 or time.monotonic()) - t0, 3)
-        if job['state'] == 'running':
-            job['progress'] = _last_log_line(work_dir, t0)
+        with self._cond:
+            return self._public(self._job(job_id))
+
+    def list(self) -> List[dict]:
+        """Every job known, newest first."""
+        with self._cond:
+            jobs = sorted(self._jobs.values(),
+                          key=lambda j: (j['created'], j['id']),
+                          reverse=True)
+            return [self._public(j) for j in jobs]
+
+    def _job(self, job_id: str) -> dict:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise UnknownJob(f'unknown job {job_id!r}')
         return job
 
+    def _public(self, job: dict) -> dict:
+        out = {k: job.get(k) for k in _PUBLIC}
+        t0, t1 = job.get('_t0'), job.get('_t1')
+        if t0 is not None:
+            out['elapsed_s'] = round((t1 or time.time()) - t0, 3)
+        if job['state'] == 'running':
+            out['progress'] = _last_log_line(job['_work_dir'], t0)
+        return out
 
-def _last_log_line(work_dir: str, since: float) -> Optional[str]:
+    # ---- running -------------------------------------------------------
+    def _start_runners(self) -> None:
+        while len(self._runners) < self.max_jobs:
+            thread = threading.Thread(target=self._runner, daemon=True,
+                                      name=f'tsneviz-job-{len(self._runners)}')
+            self._runners.append(thread)
+            thread.start()
+
+    def _runner(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue)
+                job = self._jobs[self._queue.popleft()]
+                try:
+                    proc = self._spawn(job)
+                except OSError as err:
+                    job.update(state='failed', finished=_now(),
+                               error=f'cannot start the job: {err}')
+                    self._save(job)
+                    continue
+                self._procs[job['id']] = proc
+                job.update(state='running', started=_now(),
+                           _t0=time.time(), _pid=proc.pid)
+                self._save(job)
+            proc.wait()
+            self._finish(job, proc.returncode)
+
+    def _spawn(self, job: dict) -> subprocess.Popen:
+        spec = self._path(job['id'], '.spec.json')
+        result = self._path(job['id'], '.result.json')
+        write_json(spec, dict(server_pid=os.getpid(), result=result,
+                              kwargs=job['_kwargs']))
+        env = dict(os.environ)
+        # the worker imports this tsneviz, installed or not
+        env['PYTHONPATH'] = os.pathsep.join(
+            [_PACKAGE_PARENT] + [p for p in [env.get('PYTHONPATH')] if p])
+        with open(self._path(job['id'], '.log'), 'ab') as out:
+            return subprocess.Popen(
+                [sys.executable, '-m', 'tsneviz.server.worker', spec],
+                cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)  # its own group: killed as one
+
+    def _finish(self, job: dict, returncode: int) -> None:
+        try:
+            with open(self._path(job['id'], '.result.json'),
+                      encoding='utf-8') as f:
+                result = json.load(f)
+        except (OSError, ValueError):
+            result = dict(state='failed', error='the job process ended '
+                          f'with status {returncode} and no result')
+        update = dict(state='failed', error=result.get('error'))
+        if job.get('_cancel'):
+            update = dict(state='cancelled', error=None)
+        elif result.get('state') == 'done':
+            run_dir = result.get('run_dir')
+            update = dict(state='done', run_dir=run_dir,
+                          run=self.on_done(run_dir))
+        with self._cond:
+            self._procs.pop(job['id'], None)
+            job.update(update, finished=_now(), _t1=time.time())
+            self._save(job)
+            self._cond.notify_all()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the job's process group; SIGKILL what is left after grace."""
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(wait)
+            # the leader is gone; its data loader workers may not be
+            os.killpg(proc.pid, signal.SIGKILL)
+        except subprocess.TimeoutExpired:
+            continue
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+
+
+def _last_log_line(work_dir: str, since: Optional[float]) -> Optional[str]:
     """Last line of the newest ``tsne.log`` under ``work_dir``.
 
     ``run_vis_tsne`` reports its phases to that log; reading it tells the
     phase without a hook into the run.
     """
-    started = time.time() - (time.monotonic() - since)
-    logs = [p for p in glob.glob(osp.join(work_dir, 'tsne_*', 'tsne.log'))
-            if osp.getmtime(p) >= started - 1]
+    if since is None:
+        return None
+    logs = []
+    for path in glob.glob(osp.join(work_dir, 'tsne_*', 'tsne.log')):
+        try:
+            mtime = osp.getmtime(path)
+        except OSError:
+            continue  # a failed run removed its directory meanwhile
+        if mtime >= since - 1:
+            logs.append((mtime, path))
     if not logs:
         return None
     try:
-        with open(max(logs, key=osp.getmtime), 'rb') as f:
+        with open(max(logs)[1], 'rb') as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 4096))
             lines = f.read().decode('utf-8', 'replace').strip().splitlines()

@@ -11,12 +11,28 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ['Error', 'RunSummary', 'RunList', 'Point', 'Points', 'Neighbor',
            'Neighbors', 'ClusterRow', 'Clusters', 'SelectionIn', 'Selection',
            'Selections', 'SplitsIn', 'Splits', 'TsneIn', 'JobIn', 'Job',
-           'MAX_SELECTION', 'MAX_PAGE']
+           'Jobs', 'BrokenRun', 'SelectionSummary', 'MAX_SELECTION',
+           'MAX_PAGE', 'MAX_SELECTION_PAGE', 'MAX_WORKERS', 'MAX_BATCH',
+           'MAX_THREADS', 'MAX_PCA_DIMS', 'MAX_ITER']
 
 #: Most indices one selection may hold.
 MAX_SELECTION = 100_000
 #: Most points one page may hold.
 MAX_PAGE = 10_000
+#: Most selections one page of the listing may hold.
+MAX_SELECTION_PAGE = 500
+# Bounds of what a job may ask for: a job shares the machine, so neither a
+# field nor a cfg_option may ask for more processes, threads or work.
+#: Most data loader worker processes of a job.
+MAX_WORKERS = 8
+#: Largest batch of a job.
+MAX_BATCH = 1024
+#: Most t-SNE threads (``tsne.n_jobs``) of a job.
+MAX_THREADS = 8
+#: Most PCA dimensions before t-SNE.
+MAX_PCA_DIMS = 1024
+#: Most t-SNE iterations.
+MAX_ITER = 10_000
 
 
 class _Strict(BaseModel):
@@ -44,8 +60,17 @@ class RunSummary(BaseModel):
     explorer_url: str
 
 
+class BrokenRun(BaseModel):
+    """A run directory that cannot be read; the others are still listed."""
+    id: str
+    status: Literal['broken'] = 'broken'
+    error: str
+
+
 class RunList(BaseModel):
     runs: List[RunSummary]
+    broken: List[BrokenRun] = Field(default_factory=list, description='run '
+                                    'directories that cannot be read')
 
 
 class Point(BaseModel):
@@ -82,6 +107,7 @@ class Neighbor(BaseModel):
     gt_class: Optional[str] = None
     pred_label: Optional[int] = None
     pred_class: Optional[str] = None
+    correct: Optional[bool] = None
     distance: float
 
 
@@ -129,9 +155,25 @@ class Selection(SelectionIn):
                       '--indices reads it')
 
 
+class SelectionSummary(BaseModel):
+    """A selection in the listing: its indices are counted, not listed."""
+    id: str
+    name: str
+    label: Optional[str] = None
+    note: Optional[str] = None
+    created: str
+    file: str
+    n_indices: int
+
+
 class Selections(BaseModel):
     run: str
-    selections: List[Selection]
+    total: int = Field(description='selections of the run')
+    offset: int
+    limit: int
+    selections: List[SelectionSummary] = Field(description='oldest first; '
+                                               'GET .../selections/{id} '
+                                               'has the indices')
 
 
 class SplitsIn(_Strict):
@@ -158,17 +200,18 @@ class Splits(BaseModel):
 
 class TsneIn(_Strict):
     """t-SNE flags of tools/vis_tsne.py; None keeps the config's value."""
-    perplexity: Optional[float] = Field(None, gt=0)
-    n_iter: Optional[int] = Field(None, ge=250, le=100_000)
+    perplexity: Optional[float] = Field(None, gt=0, le=10_000)
+    n_iter: Optional[int] = Field(None, ge=250, le=MAX_ITER)
     n_components: Optional[Literal[2, 3]] = None
     learning_rate: Optional[Union[float, Literal['auto']]] = None
     early_exaggeration: Optional[float] = Field(None, gt=0)
-    n_iter_without_progress: Optional[int] = None
+    n_iter_without_progress: Optional[int] = Field(None, ge=1,
+                                                   le=MAX_ITER)
     init: Optional[Literal['pca', 'random', 'spectral']] = None
     backend: Optional[Literal['opentsne', 'sklearn']] = None
     metric: Optional[Literal['euclidean', 'cosine']] = None
-    pca_dims: Optional[int] = Field(None, ge=0)
-    n_jobs: Optional[int] = None
+    pca_dims: Optional[int] = Field(None, ge=0, le=MAX_PCA_DIMS)
+    n_jobs: Optional[int] = Field(None, ge=1, le=MAX_THREADS)
 
 
 class JobIn(_Strict):
@@ -186,19 +229,23 @@ class JobIn(_Strict):
     max_num_samples: int = Field(100, ge=1, le=100_000)
     sampling: Literal['random', 'first'] = 'random'
     seed: Optional[int] = None
-    batch_size: Optional[int] = Field(None, ge=1, le=4096)
-    num_workers: Optional[int] = Field(None, ge=0, le=32)
+    batch_size: Optional[int] = Field(None, ge=1, le=MAX_BATCH)
+    num_workers: Optional[int] = Field(None, ge=0, le=MAX_WORKERS)
     token_pool: Literal['mean', 'cls'] = 'mean'
     tsne: TsneIn = Field(default_factory=TsneIn)
     cfg_options: Dict[str, Union[str, int, float, bool, None,
                                  List[Union[str, int, float, bool]]]] = Field(
         default_factory=dict, description='--cfg-options; only the keys '
-        'of tsneviz.server.jobs.ALLOWED_OPTIONS')
+        'of tsneviz.server.jobspec.OPTION_CHECKS, with checked values; '
+        'dataset paths must lie inside the server\'s data folders')
 
 
 class Job(BaseModel):
     id: str
-    state: Literal['queued', 'running', 'done', 'failed']
+    state: Literal['queued', 'running', 'done', 'failed', 'cancelled',
+                   'interrupted'] = Field(description='interrupted: the '
+                                          'server stopped while the job '
+                                          'was queued or running')
     config: str
     checkpoint: Optional[str] = None
     created: str
@@ -210,3 +257,7 @@ class Job(BaseModel):
     run: Optional[str] = Field(None, description='run id when done')
     run_dir: Optional[str] = None
     error: Optional[str] = None
+
+
+class Jobs(BaseModel):
+    jobs: List[Job] = Field(description='newest first')

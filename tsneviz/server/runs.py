@@ -9,6 +9,10 @@ the id is its folder name.
 Requests name runs only by id, looked up in what discovery found: a path
 from a request never reaches the file system, so ``..`` in a run id is
 simply an unknown run.
+
+A run directory whose files cannot be read (``run.json`` that is not an
+object, an empty ``samples.csv``) is :class:`BrokenRun` for the requests
+that name it, and listed as broken: it never breaks the others.
 """
 import os
 import os.path as osp
@@ -18,8 +22,12 @@ from typing import Dict, List, Optional, Tuple
 
 from tsneviz.errors import UserError
 from tsneviz.rundir import MANIFEST, TABLE, Run
+from tsneviz.server.errors import BrokenRun
 
-__all__ = ['RunIndex', 'UnknownRun', 'SEP', 'MAX_DEPTH']
+__all__ = ['RunIndex', 'UnknownRun', 'BrokenRun', 'SEP', 'MAX_DEPTH']
+
+# Columns every request that reads samples relies on.
+_COLUMNS = ('index', 'img_path', 'gt_label')
 
 #: Stands for ``/`` in run ids.
 SEP = '~'
@@ -114,6 +122,10 @@ class RunIndex:
         Parsing ``samples.csv`` takes time on big runs, so a run is kept
         until its ``run.json`` or ``samples.csv`` changes (clustering adds a
         column, for example).
+
+        Raises:
+            UnknownRun: No such run.
+            BrokenRun: Its files cannot be read as a run.
         """
         folder = self.path(run_id)
         stamp = tuple(_stamp(osp.join(folder, name))
@@ -122,10 +134,31 @@ class RunIndex:
             cached = self._runs.get(run_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        run = Run(folder)
+        run = _checked(run_id, folder)
         with self._lock:
             self._runs[run_id] = (stamp, run)
         return run
+
+
+def _checked(run_id: str, folder: str) -> Run:
+    """``Run(folder)``, or :class:`BrokenRun` saying what is wrong."""
+    try:
+        run = Run(folder)
+        if not isinstance(run.manifest, dict):
+            raise ValueError(f'{MANIFEST} is not a JSON object')
+        n = len(run)
+        missing = [c for c in _COLUMNS if c not in run.table]
+        if missing:
+            raise ValueError(f'{TABLE} has no {", ".join(missing)} column')
+        if len(run.table['index']) != n:
+            raise ValueError(f'{TABLE} has {len(run.table["index"])} rows, '
+                             f'{MANIFEST} says {n} samples')
+    except UserError as err:
+        raise BrokenRun(f'run {run_id!r} is broken: {err}') from None
+    except Exception as err:  # any unreadable content: say which
+        raise BrokenRun(f'run {run_id!r} is broken: {type(err).__name__}: '
+                        f'{err}') from None
+    return run
 
 
 def _stamp(path: str) -> tuple:

@@ -7,23 +7,34 @@
 - :class:`BodyLimit`: request bodies above a byte limit get 413 before the
   application reads them.
 - :class:`TokenGuard`: with a token set, every request must carry it.
+  :class:`BodyLimit` also answers 408 to a client that has not sent its
+  whole body within a few seconds (a slow client holds a connection).
+- :class:`TokenGuard`: with a token set, every request must carry it.
 - :class:`LoopbackHostGuard`: without a token, only requests addressed to
   a loopback host name are served (DNS rebinding).
-- :func:`is_loopback`: whether a ``--host`` is reachable only locally.
+- :class:`OriginGuard`: a request that changes state (POST, DELETE, ...)
+  sent by another web site's page gets 403 (cross-site request forgery).
+- :class:`PathGuard`: a NUL byte in the URL path is a 400.
+- :func:`strip_paths`: error messages name no absolute server path.
+- :func:`is_loopback`: whether a ``--host`` is reachable only locally;
+  :func:`weak_token`: why a ``--token`` is easy to guess, if it is.
 """
+import asyncio
 import hmac
 import ipaddress
 import json
 import os
 import os.path as osp
-from typing import Iterable, Optional
-from urllib.parse import parse_qs, quote, unquote
+import re
+from typing import Dict, Iterable, Optional
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tsneviz.errors import UserError
 
 __all__ = ['Forbidden', 'contained', 'resolve_inside', 'is_loopback',
-           'BodyLimit', 'TokenGuard', 'LoopbackHostGuard', 'TOKEN_COOKIE',
-           'LOOPBACK_NAMES']
+           'weak_token', 'strip_paths', 'BodyLimit', 'TokenGuard',
+           'LoopbackHostGuard', 'OriginGuard', 'PathGuard', 'TOKEN_COOKIE',
+           'LOOPBACK_NAMES', 'MIN_TOKEN_LENGTH']
 
 #: Cookie set when a page is opened with ``?token=``: the page's own
 #: relative requests (thumbnails, images) then carry the token without it
@@ -31,6 +42,10 @@ __all__ = ['Forbidden', 'contained', 'resolve_inside', 'is_loopback',
 TOKEN_COOKIE = 'tsneviz_token'
 #: Host names that reach only this machine.
 LOOPBACK_NAMES = ('localhost', '127.0.0.1', '::1')
+#: A shorter ``--token`` on a non-loopback host gets a warning.
+MIN_TOKEN_LENGTH = 16
+# ... and so does one of fewer distinct characters ('aaaaaaaaaaaaaaaa').
+_MIN_TOKEN_SYMBOLS = 6
 
 
 class Forbidden(UserError):
@@ -46,6 +61,8 @@ def contained(path: str, folder: str) -> bool:
         >>> contained('/data/../etc/passwd', '/data')
         False
     """
+    if '\0' in path or '\0' in folder:
+        return False  # the OS cannot name it: not inside anything
     real = osp.realpath(path)
     base = osp.realpath(folder)
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
@@ -113,6 +130,73 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: may resolve to anything
 
 
+def weak_token(token: str) -> Optional[str]:
+    """Why ``token`` is easy to guess, or None when it is not.
+
+    Examples:
+        >>> weak_token('abc')
+        'it has 3 characters (use at least 16)'
+        >>> weak_token('9f86d081884c7d659a2feaa0c55ad015') is None
+        True
+    """
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (f'it has {len(token)} characters (use at least '
+                f'{MIN_TOKEN_LENGTH})')
+    if len(set(token)) < _MIN_TOKEN_SYMBOLS:
+        return (f'it uses only {len(set(token))} different characters')
+    return None
+
+
+# The first folder of the file system's top level: a word like that after
+# a '/' starts an absolute path, while '/api/runs' (no /api folder) stays.
+def _top_level() -> str:
+    try:
+        names = [n for n in os.listdir('/') if re.fullmatch(r'[\w.-]+', n)]
+    except OSError:
+        names = []
+    return '|'.join(re.escape(n) for n in sorted(names, key=len,
+                                                   reverse=True)) or '$^'
+
+
+_ABS_PATH = re.compile(r"(?<![\w.~/-])/(?:%s)(?:/[^\s'\"`,;()<>\[\]]*)*"
+                       % _top_level())
+
+
+def strip_paths(text: str, folders: Dict[str, str]) -> str:
+    """``text`` with absolute server paths replaced by short names.
+
+    A client learns nothing about the server's file system from an error:
+    the server's own folders become their labels (``<root>``,
+    ``<data-dir>``, ...) and any other absolute path its last component.
+
+    Args:
+        text (str): A message.
+        folders (dict[str, str]): Folder -> label; both the path as given
+            and its resolved form are replaced.
+
+    Examples:
+        >>> strip_paths('no file /srv/data/a/b.png', {'/srv/data': '<d>'})
+        'no file <d>/a/b.png'
+        >>> strip_paths('cannot read /etc/x/y.py: bad', {})
+        'cannot read …/y.py: bad'
+    """
+    pairs = {}
+    for folder, label in folders.items():
+        if folder:
+            for form in (osp.abspath(folder), osp.realpath(folder)):
+                pairs[form.rstrip(os.sep) or os.sep] = label
+    for folder in sorted(pairs, key=len, reverse=True):
+        if folder != os.sep:
+            text = re.sub(re.escape(folder) + r'(?=/|\b|$)', pairs[folder],
+                          text)
+
+    def last(match):
+        name = match.group(0).rstrip('/').rsplit('/', 1)[-1]
+        return f'…/{name}' if name else '…'
+
+    return _ABS_PATH.sub(last, text)
+
+
 async def _send_json(send, status: int, detail: str, headers=()) -> None:
     body = json.dumps({'detail': detail}).encode()
     await send({'type': 'http.response.start', 'status': status,
@@ -128,12 +212,20 @@ class BodyLimit:
     The body is read here in full (it is at most ``max_bytes``) and replayed
     to the application, so a chunked upload without ``Content-Length`` is
     cut off as soon as it passes the limit rather than after the
-    application buffered it.
+    application buffered it. A body not complete ``timeout`` seconds after
+    the headers gets 408 and the connection is closed: a client trickling
+    its body would otherwise hold a connection (and a task) forever.
+
+    Args:
+        app: The ASGI application.
+        max_bytes (int): The largest body accepted.
+        timeout (float): Seconds the whole body may take. Defaults to 10.
     """
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, timeout: float = 10.0):
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout = float(timeout)
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http':
@@ -150,8 +242,18 @@ class BodyLimit:
                 if size > self.max_bytes:
                     return await _send_json(send, 413, too_big)
         chunks, size, more = [], 0, True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(
+                    receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                # 'connection: close' makes uvicorn drop the connection
+                # instead of waiting for the rest of the body
+                return await _send_json(
+                    send, 408, 'request body not received within '
+                    f'{self.timeout:g} s', [(b'connection', b'close')])
             if message['type'] == 'http.disconnect':
                 return
             chunk = message.get('body', b'')
@@ -267,6 +369,59 @@ class LoopbackHostGuard:
         await _send_json(send, 421, f'host {host!r} is not served: without '
                          'a token the server answers only requests to '
                          'localhost / 127.0.0.1')
+
+
+class OriginGuard:
+    """ASGI middleware: state-changing requests from other sites get 403.
+
+    A web page on any site can make the browser POST to this server (a
+    form, or ``fetch`` with ``mode: 'no-cors'``); the browser says who
+    sent it. A request other than GET/HEAD/OPTIONS is refused when its
+    ``Sec-Fetch-Site`` is ``cross-site`` or ``same-site``, or when it has
+    an ``Origin`` whose host (and port) is not the ``Host`` it was sent
+    to (``Origin: null`` included). Requests without either header (curl,
+    scripts, old browsers on same-origin requests) pass.
+    """
+
+    SAFE = frozenset({'GET', 'HEAD', 'OPTIONS'})
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http' or scope['method'] in self.SAFE:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get('headers', ()))
+        site = headers.get(b'sec-fetch-site', b'').decode('latin-1').lower()
+        origin = headers.get(b'origin')
+        host = headers.get(b'host', b'').decode('latin-1').lower()
+        refused = site in ('cross-site', 'same-site')
+        if origin is not None and not refused:
+            text = origin.decode('latin-1').strip()
+            refused = text.lower() == 'null' or \
+                urlsplit(text).netloc.lower() != host
+        if refused:
+            return await _send_json(
+                send, 403, f'{scope["method"]} from another site is '
+                'refused (Origin / Sec-Fetch-Site); send it from this '
+                'server\'s own pages or without a browser')
+        return await self.app(scope, receive, send)
+
+
+class PathGuard:
+    """ASGI middleware: a URL path with a NUL byte is a 400.
+
+    No file name holds one, and the OS calls would raise on it.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] == 'http' and '\0' in scope.get('path', ''):
+            return await _send_json(send, 400, 'invalid URL: a NUL byte in '
+                                    'the path')
+        return await self.app(scope, receive, send)
 
 
 def _cookie(header: bytes) -> Optional[bytes]:

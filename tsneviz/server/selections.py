@@ -5,31 +5,67 @@ DATASET indices plus ``img_path`` and ``gt_class``: the selection file
 format of :mod:`tsneviz.exporters.selection`, so
 ``tools/export_selection.py RUN --indices RUN/selections/<id>.csv`` exports
 it) and ``RUN/selections/<id>.json`` (name, label, note, indices, created),
-written last: a selection is listed once its ``.json`` exists.
+written last: a selection is listed once its ``.json`` exists, and only
+while its ``.csv`` exists too.
 
 One new file per selection, with a unique id, written to a temporary name
-and renamed, needs no lock: concurrent posts (from threads or from several
-server processes) cannot overwrite each other, and a reader never sees a
-half-written file. ``run.json`` is deliberately not updated: it is shared
-with the CLI tools, which rewrite it without a lock, and a selection is a
-person's note on the run, not an output of it.
+and renamed, means concurrent posts cannot overwrite each other and a
+reader never sees a half-written file. A server killed mid-write leaves a
+``.tmp_*`` file or a CSV without its JSON: never listed, and removed by
+:func:`clean_selections` when a server starts. ``run.json`` is
+deliberately not updated: it is shared with the CLI tools, which rewrite it
+without a lock, and a selection is a person's note on the run, not an
+output of it.
+
+A run holds at most ``max_count`` selections taking at most ``max_bytes``
+on disk (:class:`~tsneviz.server.errors.Conflict` beyond); the caller
+serialises saves of one run so the count cannot be overshot.
 """
 import json
 import os
 import os.path as osp
+import re
 import time
 import uuid
-from typing import List
+from typing import List, Tuple
 
 from tsneviz.rundir import Run, write_json, write_table
+from tsneviz.server.errors import Conflict, NotFound
 
-__all__ = ['FOLDER', 'save_selection', 'list_selections']
+__all__ = ['FOLDER', 'MAX_COUNT', 'MAX_BYTES', 'save_selection',
+           'list_selections', 'get_selection', 'delete_selection',
+           'clean_selections']
 
 FOLDER = 'selections'
+#: Default most selections per run.
+MAX_COUNT = 1000
+#: Default most bytes the selections of one run take on disk.
+MAX_BYTES = 64 << 20
+# <date>T<time>[<microseconds>]_<random>: ids sort by creation
+_ID = re.compile(r'\d{8}T\d{6}(\d{6})?_[0-9a-f]{12}')
+_TEMP = '.tmp_'
+
+
+def _usage(folder: str) -> Tuple[int, int]:
+    """(selections, bytes) in a selections folder."""
+    count = size = 0
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0, 0
+    for name in names:
+        try:
+            size += os.stat(osp.join(folder, name)).st_size
+        except OSError:
+            continue  # removed meanwhile
+        count += name.endswith('.json') and not name.startswith('.')
+    return count, size
 
 
 def save_selection(run: Run, name: str, indices: List[int],
-                   label: str = None, note: str = None) -> dict:
+                   label: str = None, note: str = None,
+                   max_count: int = MAX_COUNT,
+                   max_bytes: int = MAX_BYTES) -> dict:
     """Save a selection of a run's samples; return it as listed.
 
     Args:
@@ -39,6 +75,8 @@ def save_selection(run: Run, name: str, indices: List[int],
             are dropped, order kept.
         label (str, optional): Class name to give the samples on export.
         note (str, optional): Free text.
+        max_count (int): Most selections the run may hold.
+        max_bytes (int): Most bytes its selections may take.
 
     Returns:
         dict: ``id``, ``name``, ``label``, ``indices``, ``note``,
@@ -46,24 +84,33 @@ def save_selection(run: Run, name: str, indices: List[int],
 
     Raises:
         UserError: An index that is not a sample of the run.
+        Conflict: The run holds ``max_count`` selections or ``max_bytes``.
 
     Examples:
         >>> save_selection(Run(run_dir), 'odd sevens', [17, 42])['file']
-        'selections/20261123T150348_1a2b3c4d.csv'
+        'selections/20261123T150348012345_1a2b3c4d5e6f.csv'
     """
     wanted = list(dict.fromkeys(int(i) for i in indices))
     rows = run.positions(wanted, hint='the index field of /points')
     folder = osp.join(run.path, FOLDER)
+    count, size = _usage(folder)
+    if count >= max_count or size >= max_bytes:
+        raise Conflict(f'the run holds {count} selections ({size} bytes); '
+                       f'the limit is {max_count} selections, {max_bytes} '
+                       'bytes: delete some (DELETE /api/runs/{run}/'
+                       'selections/{id})')
     os.makedirs(folder, exist_ok=True)
     now = time.time()
-    # time first so that names sort by creation; uuid4 makes them unique
+    # time first, to the microsecond, so that names sort by creation;
+    # uuid4 makes them unique
     selection_id = time.strftime('%Y%m%dT%H%M%S', time.localtime(now)) + \
-        '_' + uuid.uuid4().hex[:12]
+        f'{int(now % 1 * 1e6):06d}_{uuid.uuid4().hex[:12]}'
     csv_name = f'{FOLDER}/{selection_id}.csv'
+    labels, classes = run.labels, run.classes  # once: labels is a copy
     write_table(osp.join(run.path, csv_name), {
         'index': wanted,
         'img_path': [run.table['img_path'][r] for r in rows],
-        'gt_class': [_class(run, r) for r in rows]})
+        'gt_class': [_class(int(labels[r]), classes) for r in rows]})
     record = dict(id=selection_id, name=name, label=label, indices=wanted,
                   note=note,
                   created=time.strftime('%Y-%m-%dT%H:%M:%S%z',
@@ -73,31 +120,107 @@ def save_selection(run: Run, name: str, indices: List[int],
     return record
 
 
-def _class(run: Run, row: int) -> str:
-    label = int(run.labels[row])
-    classes = run.classes
+def _class(label: int, classes) -> str:
     if classes and 0 <= label < len(classes):
         return str(classes[label])
     return str(label)
 
 
-def list_selections(run: Run) -> List[dict]:
-    """The run's saved selections, oldest first.
+def _ids(folder: str) -> List[str]:
+    """Ids of complete selections (both files), oldest first."""
+    try:
+        names = set(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    return sorted(n[:-5] for n in names if n.endswith('.json') and
+                  _ID.fullmatch(n[:-5]) and f'{n[:-5]}.csv' in names)
+
+
+def _read(folder: str, selection_id: str) -> dict:
+    with open(osp.join(folder, f'{selection_id}.json'),
+              encoding='utf-8') as f:
+        record = json.load(f)
+    if not isinstance(record, dict):
+        raise ValueError('not a selection record')
+    return record
+
+
+def list_selections(run: Run, offset: int = 0,
+                    limit: int = 100) -> Tuple[int, List[dict]]:
+    """One page of the run's saved selections, oldest first.
+
+    Records are summaries: ``n_indices`` stands for the indices, which
+    :func:`get_selection` returns (a page of big selections would
+    otherwise be megabytes).
+
+    Returns:
+        tuple[int, list[dict]]: The number of selections, and the page.
 
     Examples:
-        >>> [s['name'] for s in list_selections(Run(run_dir))]
+        >>> total, page = list_selections(Run(run_dir))
+        >>> [s['name'] for s in page]
         ['odd sevens']
     """
     folder = osp.join(run.path, FOLDER)
-    if not osp.isdir(folder):
-        return []
+    ids = _ids(folder)
     records = []
-    for name in sorted(os.listdir(folder)):
-        if not name.endswith('.json') or name.startswith('.'):
-            continue
+    for selection_id in ids[offset:offset + limit]:
         try:
-            with open(osp.join(folder, name), encoding='utf-8') as f:
-                records.append(json.load(f))
+            record = _read(folder, selection_id)
         except (OSError, ValueError):
-            continue  # not ours, or removed while listing
-    return records
+            continue  # removed while listing, or not ours
+        record['n_indices'] = len(record.pop('indices', None) or ())
+        records.append(record)
+    return len(ids), records
+
+
+def get_selection(run: Run, selection_id: str) -> dict:
+    """A saved selection with its indices; :class:`NotFound` if none."""
+    folder = osp.join(run.path, FOLDER)
+    if selection_id not in _ids(folder):
+        raise NotFound(f'no selection {selection_id!r} in the run')
+    try:
+        return _read(folder, selection_id)
+    except (OSError, ValueError):
+        raise NotFound(f'no selection {selection_id!r} in the run') from None
+
+
+def delete_selection(run: Run, selection_id: str) -> None:
+    """Remove a selection: its JSON first, so it is never half listed."""
+    folder = osp.join(run.path, FOLDER)
+    if selection_id not in _ids(folder):
+        raise NotFound(f'no selection {selection_id!r} in the run')
+    for ext in ('.json', '.csv'):
+        try:
+            os.remove(osp.join(folder, selection_id + ext))
+        except FileNotFoundError:
+            pass
+
+
+def clean_selections(run_dir: str) -> List[str]:
+    """Remove what interrupted writes left in ``RUN/selections``.
+
+    ``.tmp_*`` files, CSVs without their JSON and JSONs without their CSV.
+    Call it only when no other process is writing selections of the run
+    (the server does at start-up, holding its state lock).
+
+    Returns:
+        list[str]: The names removed.
+    """
+    folder = osp.join(run_dir, FOLDER)
+    try:
+        names = set(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for name in sorted(names):
+        stem, ext = osp.splitext(name)
+        other = {'.csv': '.json', '.json': '.csv'}.get(ext)
+        if name.startswith(_TEMP) or (
+                other and _ID.fullmatch(stem) and stem + other not in names):
+            try:
+                os.remove(osp.join(folder, name))
+                removed.append(name)
+            except OSError:
+                continue
+    return removed

@@ -126,6 +126,20 @@ def test_imagenet_type_on_a_small_folder_says_what_it_expects(tmp_path,
     assert not work_dir.exists() or not os.listdir(work_dir)
 
 
+def test_custom_dataset_type_over_an_imagenet_config_names_the_setting(
+        tmp_path, digits_root):
+    # the everyday first try: an ImageNet config pointed at a class folder
+    work_dir = tmp_path / 'work'
+    proc = tool('vis_tsne.py',
+                mmpretrain_config('resnet/resnet18_8xb32_in1k.py'),
+                '--work-dir', work_dir, '--cfg-options',
+                'test_dataloader.dataset.type=CustomDataset',
+                f'test_dataloader.dataset.data_root={digits_root}')
+    line = assert_one_line_error(proc, 'does not take')
+    assert "'split'" in line and '--test-cfg' in line
+    assert not work_dir.exists() or not os.listdir(work_dir)
+
+
 def test_cifar_with_an_empty_data_root_never_downloads(tmp_path):
     empty = tmp_path / 'cifar'
     empty.mkdir()

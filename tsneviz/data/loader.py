@@ -101,6 +101,15 @@ def build_dataset(dataloader_cfg, default_scope: str = 'mmpretrain'):
                 'into that folder, or point test_dataloader.dataset.'
                 'data_root at the data') from None
         raise
+    except TypeError as err:
+        # a setting of the config's own dataset type that the type put in
+        # its place does not take (ImageNet's `split` for CustomDataset)
+        if 'unexpected keyword argument' not in str(err):
+            raise
+        raise UserError(
+            f'test_dataloader.dataset has a setting the {name} dataset does '
+            f'not take: {_reason(err)}; give the whole dataset in a config '
+            'file and pass it with --test-cfg') from None
     except KeyError as err:
         if 'registry' in str(err):  # an unknown dataset type
             raise UserError(f'could not build the dataset: {_reason(err)}; '
@@ -122,7 +131,10 @@ def _dataset_class(registry, type_):
 
 def _reason(err: BaseException) -> str:
     """mmpretrain's message on one line, without mmengine's prefix."""
-    text = ' '.join(str(err).split()).strip('"\'').rstrip('.')
+    text = ' '.join(str(err).split())
+    if len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':
+        text = text[1:-1]  # a KeyError's message comes quoted
+    text = text.rstrip('.')
     # mmengine's build_from_cfg prefixes "class `X` in path/to/x.py: "
     return re.sub(r'^class `[^`]+` in [^:]+: ', '', text) or \
         type(err).__name__

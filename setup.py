@@ -23,6 +23,10 @@ setup(
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['tsneviz', 'tsneviz.*']),
+    # the explorer page's CSS, JavaScript and HTML template, read with
+    # importlib.resources (MANIFEST.in puts them in the sdist too)
+    package_data={'tsneviz.explorer': ['static/*.css', 'static/*.js',
+                                       'templates/*.j2']},
     python_requires='>=3.9',
     install_requires=requirements('runtime.txt'),
     extras_require={'optional': requirements('optional.txt'),

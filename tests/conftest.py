@@ -3,7 +3,9 @@
 scikit-learn's bundled digits are written once per session as an mmpretrain
 ``CustomDataset`` folder; the demo config and its committed checkpoint (a
 slim ResNet-18 trained on them by tools/train_digits.py) are the tiny
-trained model.
+trained model (``make_demo_run``). Tests that need a run directory but
+nothing of a model use the cheaper ``make_features_run`` / ``features_run``:
+the digits' own pixels through ``run_features``.
 """
 import os
 import os.path as osp
@@ -15,7 +17,6 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'digits', 'resnet18-slim_digits.py')
 DEMO_CHECKPOINT = osp.join(REPO, 'configs', 'digits',
                            'resnet18-slim_digits.pth')
-MMPRETRAIN_CONFIGS = None
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 warnings.filterwarnings('ignore', message='Fail to import ``MultiScale')
@@ -71,3 +72,60 @@ def make_demo_run(work_dir, digits_options, **kwargs):
                         work_dir=str(work_dir),
                         cfg_options=dict(digits_options),
                         show_progress=False, **kwargs)
+
+
+def digits_sample(root, per_class=30, split='val'):
+    """``(features, labels, image paths)`` of the first ``per_class`` images
+    of each class folder of a ``write_digits`` folder.
+
+    The images are taken in name order (as ``sampling='first'`` takes them)
+    and the features are their own pixels, grey and box-averaged to 8x8
+    (64-d, the scale of scikit-learn's digits): the same image gives the
+    same row, and no model is involved.
+    """
+    import numpy as np
+    from PIL import Image
+    rows, labels, images = [], [], []
+    for label in range(10):
+        folder = osp.join(str(root), split, str(label))
+        names = sorted(n for n in os.listdir(folder)
+                       if n.endswith('.png'))[:per_class]
+        for name in names:
+            path = osp.join(folder, name)
+            with Image.open(path) as img:
+                small = img.convert('L').resize((8, 8), Image.BOX)
+            rows.append(np.asarray(small, np.float32).reshape(-1) / 16.0)
+            labels.append(label)
+            images.append(path)
+    return np.stack(rows), labels, images
+
+
+def make_features_run(work_dir, digits_root, per_class=30, **kwargs):
+    """A real run directory made cheaply by ``run_features``: no model.
+
+    The rows are ``digits_sample(digits_root, per_class)`` (300 by default,
+    10 classes, images on disk so that thumbnails and exports work), laid
+    out by t-SNE with perplexity 10 and 300 iterations unless ``kwargs`` say
+    otherwise; no analysis steps. About three times faster than
+    ``make_demo_run``, but such a run has no predictions, logits, loss or
+    checkpoint, and its ``index`` column is the row position: tests of those
+    need ``make_demo_run``.
+    """
+    from tsneviz.apis import run_features
+    feats, labels, images = digits_sample(digits_root, per_class)
+    kwargs.setdefault('tsne', dict(perplexity=10.0, n_iter=300))
+    kwargs.setdefault('analysis', ())
+    kwargs.setdefault('show_progress', False)
+    return run_features(feats, labels=labels, images=images,
+                        work_dir=str(work_dir), **kwargs)
+
+
+@pytest.fixture(scope='session')
+def features_run(tmp_path_factory, digits_root):
+    """One shared ``make_features_run`` run, for tests that only read it.
+
+    Tests that write into a run (analysis steps, exports recorded in
+    run.json) make their own with ``make_features_run``.
+    """
+    return make_features_run(tmp_path_factory.mktemp('features') / 'work',
+                             digits_root)

@@ -162,8 +162,17 @@ def write_malicious(path, marker, legacy=False):
 def test_plain_torch_load_refuses_a_real_runner_checkpoint(runner_checkpoint):
     path, _ = runner_checkpoint
     # The reason this module exists: torch's default refuses it outright.
-    with pytest.raises(pickle.UnpicklingError, match='Weights only load'):
-        torch.load(path)
+    # torch's allowlist is process-wide: whatever an earlier test (or a
+    # library) added would decide this result, so the test empties it.
+    allowed = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        with pytest.raises(pickle.UnpicklingError,
+                           match='Weights only load'):
+            torch.load(path)
+    finally:
+        torch.serialization.add_safe_globals(allowed)
+    assert set(torch.serialization.get_safe_globals()) == set(allowed)
 
 
 def test_runner_checkpoint_loads_safely_and_restores_exact_weights(

@@ -8,7 +8,7 @@ from mmengine.registry import DefaultScope
 
 from mmpretrain.registry import MODELS
 from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG
-from tsneviz.apis import build_model
+from tsneviz.model import build_model
 from tsneviz.data import build_dataset, build_loader
 from tsneviz.errors import UserError
 from tsneviz.extraction import extract, pool, prediction_columns

@@ -38,7 +38,7 @@ import errno, os, types
 import tsneviz.rundir as rundir
 fake = types.ModuleType('os')
 fake.__dict__.update(os.__dict__)
-rundir.os = fake
+rundir.io.os = rundir.manifest.os = fake
 '''
 FULL_DISK = PATCH_OS + '''
 def fdopen(fd, mode='r', *args, **kwargs):
@@ -251,7 +251,7 @@ def test_full_disk_in_process(tmp_path, monkeypatch):
     def full(path, write):
         raise OSError(errno.ENOSPC, 'No space left on device')
 
-    monkeypatch.setattr(rundir, '_atomic', full)
+    monkeypatch.setattr(rundir.io, 'atomic_write', full)
     with pytest.raises(UserError, match='disk is full'):
         run_features(np.random.default_rng(0).normal(size=(20, 4)),
                      work_dir=str(tmp_path), show_progress=False,

@@ -181,3 +181,42 @@ def test_separation_metrics_shrink_neighbourhoods_for_small_runs(digits):
     small = separation_metrics(X[:6], X[:6, :2], y[:6], k=10)
     assert (small['knn_k'], small['trustworthiness_k']) == (5, 2)
     assert 0 <= small['trustworthiness'] <= 1
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'cosine'])
+def test_nearest_neighbors_match_brute_force_in_any_chunking(metric):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 20))
+    X[7] = X[3]  # an exact duplicate: row 3 is 7's nearest, and not itself
+    if metric == 'cosine':
+        unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+        dist = 1 - unit @ unit.T
+    else:
+        dist = np.linalg.norm(X[:, None] - X[None], axis=2)
+    np.fill_diagonal(dist, np.inf)
+    done = []
+    idx, d = metrics.nearest_neighbors(X, 4, metric, chunk=7,
+                                       progress=done.append)
+    assert idx.shape == d.shape == (50, 4)
+    assert not (idx == np.arange(50)[:, None]).any()
+    assert idx[7, 0] == 3 and idx[3, 0] == 7 and d[7, 0] < 1e-12
+    np.testing.assert_allclose(d, np.sort(dist, axis=1)[:, :4], atol=1e-9)
+    assert sum(done) == 50 and len(done) == 8
+    # some rows only: the same answer as those rows of the whole
+    some, some_d = metrics.nearest_neighbors(X, 4, metric, rows=[7, 40])
+    np.testing.assert_array_equal(some, idx[[7, 40]])
+    with pytest.raises(ValueError, match='k=50'):
+        metrics.nearest_neighbors(X, 50)
+
+
+def test_silhouette_score_is_the_reports_overall_figure(digits):
+    X, y = digits
+    by_class = metrics.silhouette_by_class(X, X[:, :2], y, max_samples=600)
+    score = metrics.silhouette_score(X, y, max_samples=600)
+    assert score == pytest.approx(by_class['overall_features'])
+    assert by_class['n_samples'] < len(y)  # the subsample was used
+    from sklearn.metrics import silhouette_score as sk_score
+    small = X[:300], y[:300]
+    assert metrics.silhouette_score(*small) == pytest.approx(
+        sk_score(*small))
+    assert metrics.silhouette_score(X[:5], [0] * 5) is None

@@ -80,7 +80,25 @@ def readme_folder(tmp_path, digits_root, monkeypatch):
     return tmp_path
 
 
-def test_readme_python_blocks_run(readme_folder):
+@pytest.fixture
+def restored_registries():
+    """The README's Extending examples register toy entries; later tests
+    must see the registries as the package leaves them."""
+    from mmengine.registry import Registry
+
+    from tsneviz import registry
+    registries = [r for r in vars(registry).values()
+                  if isinstance(r, Registry)]
+    for r in registries:
+        registry.registered(r)  # import the locations before the copy
+    saved = {id(r): dict(r._module_dict) for r in registries}
+    yield
+    for r in registries:
+        r._module_dict.clear()
+        r._module_dict.update(saved[id(r)])
+
+
+def test_readme_python_blocks_run(readme_folder, restored_registries):
     with open(README, encoding='utf-8') as f:
         blocks = python_blocks(f.read())
     assert blocks, 'README.md has no ```python block'

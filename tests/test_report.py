@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
-from tsneviz import report as report_mod
+from tsneviz.report import writer as report_mod
 from tsneviz.errors import UserError
 from tsneviz.report import (class_errors, confusion_data, silhouette_by_class,
                             write_report)

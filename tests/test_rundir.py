@@ -20,7 +20,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
     path = str(tmp_path / 'x.json')
     rundir.write_json(path, {'ok': 1})
     with pytest.raises(TypeError):
-        rundir._atomic(path, lambda f: f.write('text, not bytes'))
+        rundir.atomic_write(path, lambda f: f.write('text, not bytes'))
     assert json.load(open(path)) == {'ok': 1}
     assert os.listdir(tmp_path) == ['x.json']
 
@@ -98,3 +98,106 @@ def test_add_columns_and_update_manifest(tmp_path):
                                ['clusters.csv'])
     assert m['clusters'] == {'n': 2} and m['outputs'] == ['clusters.csv']
     assert rundir.read_manifest(run_dir)['extraction']['feature_key'] == 'k'
+
+
+def test_atomic_write_is_the_one_writer(tmp_path):
+    path = str(tmp_path / 'page.html')
+    assert rundir.write_text(path, 'é') == path
+    assert open(path, encoding='utf-8').read() == 'é'
+    # a failing writer keeps the old file and leaves no temporary behind
+
+    def half(f):
+        f.write(b'half')
+        raise RuntimeError('boom')
+
+    with pytest.raises(RuntimeError, match='boom'):
+        rundir.atomic_write(path, half)
+    assert open(path, encoding='utf-8').read() == 'é'
+    assert os.listdir(tmp_path) == ['page.html']
+    # mkstemp makes files 0600; the result has the mode open() would give
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_copy_file_copies_or_links_through_a_temporary(tmp_path):
+    src = tmp_path / 'a.png'
+    src.write_bytes(b'image')
+    copied = rundir.copy_file(str(src), str(tmp_path / 'b.png'))
+    linked = rundir.copy_file(str(src), str(tmp_path / 'c.png'), link=True)
+    assert open(copied, 'rb').read() == b'image' and not osp.islink(copied)
+    assert osp.islink(linked) and os.readlink(linked) == str(src)
+    assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'c.png']
+
+
+@pytest.mark.parametrize('name, values, kind', [
+    ('gt_class', ['0', '1'], 'text'),     # class names that look like ids
+    ('img_path', ['17.png', '3'], 'text'),
+    ('gt_label', ['0', '1'], 'int'),
+    ('cluster', ['1', ''], 'int'),
+    ('loss', ['1', '2'], 'float'),        # whole numbers, still a float
+    ('feat_3_x', ['1', '2'], 'float'),    # a key's coordinate column
+    ('note', ['2', '-3'], 'int'),         # unknown: inferred
+    ('note', ['2', '0.5'], 'float'),
+    ('note', ['a', '1'], 'text'),
+])
+def test_samples_schema_kinds(name, values, kind):
+    assert rundir.column_kind(name, ['feat_3'], values) == kind
+
+
+def test_run_table_and_exports_type_by_the_same_schema():
+    cols = {'gt_class': ['1', '2'], 'cluster': ['1', ''],
+            'gt_label': ['1', '2'], 'note': ['a', '1']}
+    loose = {n: rundir.typed_column(n, v) for n, v in cols.items()}
+    exact = {n: rundir.typed_column(n, v, exact=True)
+             for n, v in cols.items()}
+    for name in cols:  # text in one is text in the other
+        assert (loose[name].dtype == object) == (exact[name].dtype == object)
+    assert loose['gt_label'].dtype == np.float64
+    assert exact['gt_label'].dtype == np.int64
+    assert np.isnan(exact['cluster'][1]) and exact['cluster'][0] == 1
+    assert rundir.nullable_ints(cols) == ['cluster']
+
+
+def test_samples_csv_writes_int_columns_as_ints(tmp_path):
+    run_dir = make_run(str(tmp_path), 'tsne_1', 'k')
+    rundir.write_table(osp.join(run_dir, 'samples.csv'),
+                       {'gt_label': [0, 1]})
+    # cluster ids that went through a float array (NaN beside them)
+    rundir.add_columns(run_dir, {'cluster': np.array([2.0, np.nan]),
+                                 'loss': np.array([1.0, 0.5])})
+    assert rundir.read_table(osp.join(run_dir, 'samples.csv')) == {
+        'gt_label': ['0', '1'], 'cluster': ['2', ''],
+        'loss': ['1.0', '0.5']}
+
+
+def test_run_reads_its_optional_files(tmp_path):
+    run_dir = make_run(str(tmp_path), 'tsne_1', 'k')
+    rundir.write_table(osp.join(run_dir, 'samples.csv'), {'gt_label': [0, 1]})
+    run = rundir.Run(run_dir)
+    assert run.logits() is None and run.neighbors() is None
+    assert run.clusters() is None and run.plot_files() == []
+    rundir.write_array(osp.join(run_dir, rundir.LOGITS), np.ones((2, 3)))
+    rundir.atomic_write(osp.join(run_dir, rundir.neighbors_file('feat_3')),
+                        lambda f: np.savez(f, indices=np.array([[1], [0]]),
+                                           distances=np.zeros((2, 1)),
+                                           metric=np.array('cosine')))
+    rundir.write_table(osp.join(run_dir, rundir.CLUSTERS),
+                       {c: [''] for c in rundir.CLUSTER_COLUMNS})
+    for name in ('feat_3.png', 'feat_3_cluster.png', 'other.png'):
+        rundir.write_bytes(osp.join(run_dir, name), b'png')
+    run = rundir.Run(run_dir)
+    assert run.logits().shape == (2, 3)
+    found = run.neighbors('feat_3')
+    assert found['indices'].tolist() == [[1], [0]]
+    assert found['metric'] == 'cosine'
+    assert list(run.clusters()) == list(rundir.CLUSTER_COLUMNS)
+    assert run.plot_files() == ['feat_3.png', 'feat_3_cluster.png']
+    assert run.read_bytes('feat_3.png') == b'png'
+    # a damaged optional file is refused naming it
+    rundir.write_array(osp.join(run_dir, rundir.LOGITS), np.ones((5, 3)))
+    with pytest.raises(UserError, match='logits.npy has shape'):
+        run.logits()
+    rundir.write_bytes(osp.join(run_dir, 'neighbors_feat_3.npz'), b'junk')
+    with pytest.raises(UserError, match='neighbors_feat_3.npz'):
+        run.neighbors()

@@ -1,5 +1,4 @@
 import os
-import time
 
 import matplotlib
 
@@ -219,15 +218,25 @@ def test_show_displays_then_closes(tmp_path, monkeypatch):
     assert plt.get_fignums() == []
 
 
-def test_100k_points_render_quickly(tmp_path):
+def test_100k_points_are_one_rasterized_artist(tmp_path):
+    # What keeps 100k points fast: one scatter collection, drawn as one
+    # bitmap. One artist per point or unrasterized output takes minutes;
+    # checked by structure, not by a clock on a shared machine.
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 100, 100_000)
     coords = rng.normal(size=(100_000, 2)) + labels[:, None] % 10
-    start = time.perf_counter()
-    plot_embedding(coords, labels, [str(i) for i in range(100)],
-                   tmp_path / 'big.png', legend=True)
-    # ~1 s here; one artist per point or unrasterized output takes minutes.
-    assert time.perf_counter() - start < 20
+    names = [str(i) for i in range(100)]
+    fig = build_embedding_figure(coords, labels, names, legend=True)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1 and not ax.lines and not ax.patches
+    points = ax.collections[0]
+    assert points.get_offsets().shape == (100_000, 2)
+    assert points.get_rasterized()
+    # the legend has one entry per class, not per point
+    assert len(ax.get_legend().legend_handles) == 100
+    out = plot_embedding(coords, labels, names, tmp_path / 'big.png',
+                         legend=True)
+    assert open(out, 'rb').read(8) == PNG_SIGNATURE
     assert plt.get_fignums() == []
 
 

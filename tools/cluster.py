@@ -22,8 +22,10 @@ def parse_args(argv=None):
         'run and list the clusters with the highest mean loss first.')
     parser.add_argument('run_dir', help='a run directory of tools/vis_tsne.py '
                         '(the one holding run.json)')
-    parser.add_argument('--method', default='kmeans',
-                        choices=['kmeans', 'agglomerative', 'hdbscan'],
+    # The registered clusterers (tsneviz.registry.CLUSTERERS) are the
+    # choices, so a new one is a choice without an edit here.
+    from tsneviz.analysis.clustering import methods
+    parser.add_argument('--method', default='kmeans', choices=methods(),
                         help='clustering algorithm. Defaults to kmeans')
     parser.add_argument('--n-clusters', type=int,
                         help='clusters for kmeans/agglomerative. Defaults to '

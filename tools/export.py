@@ -15,12 +15,15 @@ from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
 
 quiet_library_warnings()
 
-FORMATS = ('projector', 'bulk', 'parquet', 'csv')
-COLORS = ('label', 'prediction', 'cluster', 'correct', 'loss', 'score',
-          'none')
 
 
 def parse_args(argv=None):
+    # The formats, and the options each one takes, are the exporters
+    # registered in tsneviz.registry.EXPORTERS: a new format needs no edit
+    # here.
+    from tsneviz.exporters import formats
+    from tsneviz.exporters.bulk import COLORS
+
     parser = argparse.ArgumentParser(
         description='Export a tsneviz run directory: TensorBoard projector, '
         'Bulk CSV, Parquet or CSV table.',
@@ -32,7 +35,7 @@ def parse_args(argv=None):
     # Not argparse choices: an unknown format is checked by export_run,
     # whose one-line error lists the registered formats.
     parser.add_argument('--format', required=True,
-                        metavar='{' + ','.join(FORMATS) + '}',
+                        metavar='{' + ','.join(formats()) + '}',
                         help='what to write')
     parser.add_argument(
         '--out', help='output file (bulk, parquet, csv) or folder '
@@ -65,25 +68,24 @@ def parse_args(argv=None):
 def options_of(args) -> dict:
     """The exporter options the user set, checked against the format."""
     from tsneviz.errors import UserError
+    from tsneviz.exporters import formats
+    from tsneviz.exporters.base import format_options
 
     given = {
-        '--color': ('color', args.color, ('bulk',)),
-        '--thumbnail-size': ('thumbnail_size', args.thumbnail_size,
-                             ('projector',)),
-        '--tensor-format': ('tensor_format', args.tensor_format,
-                            ('projector',)),
-        '--no-sprite': ('sprite', False if args.no_sprite else None,
-                        ('projector',)),
-        '--no-coords': ('coords', False if args.no_coords else None,
-                        ('projector',)),
-        '--features': ('features', True if args.features else None,
-                       ('parquet', 'csv')),
+        '--color': ('color', args.color),
+        '--thumbnail-size': ('thumbnail_size', args.thumbnail_size),
+        '--tensor-format': ('tensor_format', args.tensor_format),
+        '--no-sprite': ('sprite', False if args.no_sprite else None),
+        '--no-coords': ('coords', False if args.no_coords else None),
+        '--features': ('features', True if args.features else None),
     }
+    known = formats()
     options = {}
-    for flag, (name, value, fmts) in given.items():
+    for flag, (name, value) in given.items():
         if value is None:
             continue
-        if args.format in FORMATS and args.format not in fmts:
+        fmts = [f for f in known if name in format_options(f)]
+        if args.format in known and args.format not in fmts:
             raise UserError(f'{flag} applies to --format '
                             f'{" or ".join(fmts)} only, not {args.format}')
         options[name] = value

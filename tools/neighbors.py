@@ -50,10 +50,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from tsneviz.analysis.neighbors import (describe_sample, load_neighbors,
-                                            query, save_neighbor_grid)
+    from tsneviz.analysis.neighbors import (describe_sample, query,
+                                            save_neighbor_grid)
     from tsneviz.data.paths import run_image_paths
-    from tsneviz.rundir import Run, update_manifest
+    from tsneviz.rundir import NEIGHBOR_GRIDS, Run, update_manifest
 
     run_dir = args.run_dir
     # an older run with relative paths and no recorded folder: say so now,
@@ -67,9 +67,10 @@ def main(argv=None):
     else:
         head = dict(img_path=args.image)
         name = 'image_' + osp.splitext(osp.basename(args.image))[0]
-    stored = load_neighbors(run_dir, args.key)
+    stored = Run(run_dir).neighbors(args.key)
     metric = args.metric or (stored['metric'] if stored else 'cosine')
-    out = args.out or osp.join(run_dir, 'neighbors', f'{name}_k{args.k}.png')
+    out = args.out or osp.join(run_dir, NEIGHBOR_GRIDS,
+                               f'{name}_k{args.k}.png')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     save_neighbor_grid(head, found, out,
                        title=f'{len(found)} nearest neighbours of '

@@ -11,11 +11,15 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from tsneviz.cli import (display_problem, file_uri,  # noqa: E402
-                         number_or_auto, quiet_library_warnings, run,
-                         tool_command)
+                         quiet_library_warnings, run, tool_command)
 
 quiet_library_warnings()
 from mmengine.config import DictAction  # noqa: E402
+
+from tsneviz.analysis.steps import analysis_steps  # noqa: E402
+from tsneviz.pipeline.distributed import LAUNCHERS  # noqa: E402
+from tsneviz.reduction import (add_layout_arguments,  # noqa: E402
+                               layout_fields, reducer_names)
 
 
 def parse_args(argv=None):
@@ -62,63 +66,19 @@ def parse_args(argv=None):
         '--show', action='store_true',
         help='Display the result in a graphical window.')
 
-    tsne = parser.add_argument_group(
-        't-SNE settings', 'Unset flags fall back to the config\'s '
-        '`tsne = dict(...)`, then to the backend defaults.')
-    tsne.add_argument('--n-components', type=int,
-                      help='the dimension of results: 2 or 3. Defaults to 2')
-    tsne.add_argument(
-        '--perplexity', type=float,
-        help='The perplexity is related to the number of nearest neighbors '
-        'that is used in other manifold learning algorithms. Defaults to 30')
-    tsne.add_argument(
-        '--early-exaggeration', type=float,
-        help='Controls how tight natural clusters in the original space are '
-        'in the embedded space and how much space will be between them. '
-        'Defaults to 12')
-    tsne.add_argument(
-        '--learning-rate', type=number_or_auto,
-        help="A number, or 'auto' (N / early exaggeration). Defaults to "
-        "'auto' (mmpretrain's tool: 200)")
-    tsne.add_argument(
-        '--n-iter', type=int,
-        help='Maximum number of iterations for the optimization, early '
-        'exaggeration included. Should be at least 250. Defaults to 750 '
-        '(opentsne) or 1000 (sklearn)')
-    tsne.add_argument(
-        '--n-iter-without-progress', type=int,
-        help='Maximum number of iterations without progress before we abort '
-        'the optimization (-1: never). Defaults to 50 (opentsne, with a 1%% '
-        'KL tolerance) or 300 (sklearn)')
-    tsne.add_argument(
-        '--init', type=str,
-        help="The init method: pca, random or spectral (opentsne only). "
-        "Defaults to pca (mmpretrain's tool: random)")
-    tsne.add_argument(
-        '--backend', choices=['opentsne', 'sklearn'],
-        help='t-SNE implementation: opentsne (FFT-accelerated, default) or '
-        "sklearn (Barnes-Hut, for parity with mmpretrain's tool)")
-    tsne.add_argument('--metric', choices=['euclidean', 'cosine'],
-                      help='Distance in feature space. Defaults to euclidean')
-    tsne.add_argument(
-        '--pca-dims', type=int,
-        help='PCA to this many dimensions before the neighbour search; 0 '
-        'turns it off. Defaults to 50 (opentsne) or off (sklearn)')
-    tsne.add_argument('--n-jobs', type=int,
-                      help='Threads for t-SNE (-1: all cores). Defaults to -1')
+    # The layout flags (--perplexity, --backend, --n-neighbors, ...) are
+    # the reducers' own declarations (tsneviz.reduction.layout_fields).
+    add_layout_arguments(parser)
 
     layout = parser.add_argument_group('other layouts and analysis')
     layout.add_argument(
-        '--method', choices=['tsne', 'umap', 'pca'], default='tsne',
-        help='Layout: t-SNE (default), UMAP (needs umap-learn) or PCA')
-    layout.add_argument('--n-neighbors', type=int,
-                        help='UMAP neighbourhood size. Defaults to 15')
-    layout.add_argument('--min-dist', type=float,
-                        help='UMAP minimum distance. Defaults to 0.1')
+        '--method', choices=reducer_names(), default='tsne',
+        help='Layout: ' + ', '.join(reducer_names()) + ' (default: tsne; '
+        'umap needs umap-learn)')
     layout.add_argument(
-        '--analysis', nargs='*', metavar='STEP',
-        help='Steps after the layout: views, neighbors, clusters, report, '
-        'explorer (default: all; give none to skip them all)')
+        '--analysis', nargs='*', metavar='STEP', choices=analysis_steps(),
+        help='Steps after the layout: ' + ', '.join(analysis_steps()) +
+        ' (default: all; give none to skip them all)')
     layout.add_argument(
         '--features', metavar='FEATS.npy',
         help='Lay out a plain (N, C) feature matrix instead of a model\'s '
@@ -155,7 +115,7 @@ def parse_args(argv=None):
         '--no-cache', action='store_true',
         help='Always extract, even when an earlier run in the work dir has '
         'the features of the same config, checkpoint, stage and samples')
-    extra.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
+    extra.add_argument('--launcher', choices=LAUNCHERS,
                        default='none', help='job launcher')
     extra.add_argument('--local_rank', '--local-rank', type=int, default=0,
                        help=argparse.SUPPRESS)
@@ -167,14 +127,8 @@ def main(argv=None):
     from tsneviz.apis import run_features, run_vis_tsne
     from tsneviz.errors import UserError
 
-    tsne = dict(n_components=args.n_components, perplexity=args.perplexity,
-                early_exaggeration=args.early_exaggeration,
-                learning_rate=args.learning_rate, n_iter=args.n_iter,
-                n_iter_without_progress=args.n_iter_without_progress,
-                init=args.init, backend=args.backend, metric=args.metric,
-                pca_dims=args.pca_dims, n_jobs=args.n_jobs)
-    layout = dict(tsne, n_neighbors=args.n_neighbors,
-                  min_dist=args.min_dist)
+    layout = {field.name: getattr(args, field.name)
+              for field in layout_fields() if field.is_flag}
     argv_used = [sys.argv[0]] + list(argv if argv is not None
                                      else sys.argv[1:])
     # plt.show() without a display fails or does nothing, silently
@@ -214,14 +168,15 @@ def print_run_dir(run_dir, no_display=None):
         no_display (str, optional): Why ``--show`` could not show the
             plot; then a warning says where it is instead.
     """
-    from tsneviz.rundir import Run
+    from tsneviz.rundir import EXPLORER_PAGE, Run, plot_file
 
     print(run_dir, flush=True)
     if no_display:
-        plots = [osp.join(run_dir, f'{key}.png') for key in Run(run_dir).keys]
+        plots = [osp.join(run_dir, plot_file(key))
+                 for key in Run(run_dir).keys]
         print(f'warning: --show: {no_display}; the plot is saved but not '
               f'shown: {", ".join(plots)}', file=sys.stderr)
-    page = osp.join(osp.abspath(run_dir), 'index.html')
+    page = osp.join(osp.abspath(run_dir), EXPLORER_PAGE)
     if osp.isfile(page):
         print(f'explorer: {file_uri(page)}', file=sys.stderr)
         print('serve:    ' + tool_command(

@@ -27,17 +27,14 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import Run, _atomic, write_array, write_json
+from tsneviz.rundir import (Run, atomic_write, write_array, write_bytes,
+                            write_json)
 
 ALIGN_MODES = ('procrustes', 'init', 'none')
 COMPARE_PNG = 'compare.png'
 COMPARE_MD = 'compare.md'
 COMPARE_JSON = 'compare.json'
 ALIGNED_NPY = 'coords_b_aligned.npy'
-
-#: silhouette_score builds an N x N distance matrix; above this many rows a
-#: seeded random subsample is scored.
-SILHOUETTE_MAX_SAMPLES = 5000
 
 # (name, label, direction): every row of the table, and which way is better.
 METRICS = (
@@ -201,24 +198,13 @@ def tsne_from_init(features: np.ndarray, init: np.ndarray,
 
 
 # ---------------------------------------------------------------- metrics
-def _silhouette(features, labels, metric, seed) -> Optional[float]:
-    from sklearn.metrics import silhouette_score
-
-    n_classes = len(np.unique(labels))
-    if n_classes < 2 or n_classes >= len(labels):
-        return None
-    sample = SILHOUETTE_MAX_SAMPLES if len(labels) > \
-        SILHOUETTE_MAX_SAMPLES else None
-    return float(silhouette_score(features, labels, metric=metric,
-                                  sample_size=sample, random_state=seed))
-
-
 def _metrics(features, coords, labels, run: Run, order, metric,
              seed) -> Dict[str, Optional[float]]:
-    from tsneviz.metrics import separation_metrics
+    from tsneviz.metrics import separation_metrics, silhouette_score
 
     out = dict(separation_metrics(features, coords, labels, k=10, seed=seed))
-    out['silhouette_features'] = _silhouette(features, labels, metric, seed)
+    out['silhouette_features'] = silhouette_score(features, labels, metric,
+                                                  seed=seed)
     correct = run.label_space.correct(
         labels, run.table['pred_label'][order]) \
         if run.has_predictions else None
@@ -311,8 +297,8 @@ def _plot(coords_a, coords_b, labels, name_of, info_a, info_b, align,
                        bbox_to_anchor=(1.02, 1.0), frameon=False,
                        fontsize='small')
     fig.suptitle(f'same {len(labels)} samples · B aligned to A: {align}')
-    _atomic(out_path, lambda f: fig.savefig(f, format='png', dpi=100,
-                                            bbox_inches='tight'))
+    atomic_write(out_path, lambda f: fig.savefig(
+        f, format='png', dpi=100, bbox_inches='tight'))
     return out_path
 
 
@@ -462,7 +448,7 @@ def compare_runs(run_a: str, run_b: str, out_dir: Optional[str] = None,
     _plot(coords_a, coords_b, labels, a.label_space.dataset_name, info_a,
           info_b, align, files['png'])
     text = render_markdown(result).encode('utf-8')
-    _atomic(files['md'], lambda f: f.write(text))
+    write_bytes(files['md'], text)
     result['files'] = {k: osp.basename(v) for k, v in files.items()}
     write_json(files['json'], result)
     return dict(result, out_dir=out_dir, files=files)

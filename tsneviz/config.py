@@ -1,4 +1,4 @@
-"""Configuration: the mmengine config, CLI overrides, work dir, t-SNE block.
+"""Configuration: the mmengine config, CLI overrides, work dir, layout block.
 
 Precedence everywhere is: command line > config file > tsneviz defaults,
 the mmengine convention (``--cfg-options`` beats the file).
@@ -9,15 +9,6 @@ from typing import Optional
 from mmengine.config import Config, ConfigDict
 
 from tsneviz.errors import UserError
-
-# t-SNE hyper-parameters that a config's ``tsne = dict(...)`` may set; the
-# same names as the CLI flags (underscored), plus the backend choice.
-TSNE_KEYS = ('backend', 'n_components', 'perplexity', 'early_exaggeration',
-             'learning_rate', 'n_iter', 'n_iter_without_progress', 'init',
-             'metric', 'seed', 'n_jobs', 'pca_dims', 'kl_tol',
-             'ints_in_interval',
-             'negative_gradient_method', 'neighbors', 'method', 'angle')
-
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read an mmengine config and apply ``--cfg-options`` to it.
@@ -92,22 +83,17 @@ def dataloader_config(cfg: Config, test_cfg_path: Optional[str] = None,
                       else dict(loader))
 
 
-# Keys of the config blocks of the other layouts (``umap = dict(...)``,
-# ``pca = dict(...)``), named like their CLI flags.
-LAYOUT_KEYS = {
-    'tsne': TSNE_KEYS,
-    'umap': ('n_components', 'n_neighbors', 'min_dist', 'metric', 'n_epochs',
-             'seed', 'n_jobs', 'pca_dims'),
-    'pca': ('n_components', 'seed'),
-}
-
-
 def layout_settings(cfg: Config, method: str, cli: dict):
     """Settings of a layout method from its config block and the CLI.
 
+    The keys a block may hold are the parameters the method's reducer
+    declares (:func:`tsneviz.reduction.layout_keys`), named like their CLI
+    flags; for t-SNE they include ``backend`` and every backend's own.
+
     Args:
         cfg (Config): The resolved config.
-        method (str): ``'tsne'``, ``'umap'`` or ``'pca'``.
+        method (str): A ``--method`` name: ``'tsne'``, ``'umap'``,
+            ``'pca'`` or any registered reducer.
         cli (dict): CLI values by key; ``None`` means "not given".
 
     Returns:
@@ -119,18 +105,10 @@ def layout_settings(cfg: Config, method: str, cli: dict):
         ...                                   'n_components': 3})
         ({'n_components': 3}, ['perplexity'])
     """
-    if method not in LAYOUT_KEYS:
-        raise UserError(f'unknown --method {method!r}; choose one of '
-                        f'{", ".join(LAYOUT_KEYS)}')
-    if method == 'tsne':
-        keys = TSNE_KEYS
-    else:
-        keys = LAYOUT_KEYS[method]
+    from tsneviz.reduction.fields import layout_keys
+    keys = layout_keys(method)
     given = {k: v for k, v in cli.items() if v is not None}
     ignored = sorted(k for k in given if k not in keys)
-    if method == 'tsne':
-        return tsne_settings(cfg, {k: given[k] for k in given
-                                   if k in keys}), ignored
     from_file = dict(cfg.get(method, None) or {})
     unknown = sorted(set(from_file) - set(keys))
     if unknown:
@@ -156,12 +134,4 @@ def tsne_settings(cfg: Config, cli: dict) -> dict:
         >>> tsne_settings(cfg, {'perplexity': 10.0, 'init': None})
         {'backend': 'sklearn', 'perplexity': 10.0}
     """
-    from_file = dict(cfg.get('tsne', None) or {})
-    unknown = sorted(set(from_file) - set(TSNE_KEYS))
-    if unknown:
-        raise UserError(f'unknown key(s) in the config\'s tsne block: '
-                        f'{", ".join(unknown)}; valid keys are '
-                        f'{", ".join(TSNE_KEYS)}')
-    settings = dict(from_file)
-    settings.update({k: v for k, v in cli.items() if v is not None})
-    return settings
+    return layout_settings(cfg, 'tsne', cli)[0]

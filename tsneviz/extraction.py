@@ -429,3 +429,54 @@ def gather_rows(arrays: Dict[str, np.ndarray], positions: Sequence[int],
             full[np.asarray(pos)] = part[key]
         out[key] = full
     return out
+
+
+def extract_features(model: nn.Module, dataloader,
+                     stage: Optional[str] = None, token_pool: str = 'mean',
+                     show_progress: bool = True,
+                     total: Optional[int] = None,
+                     output_is_logits: bool = False) -> Extraction:
+    """:func:`extract` with a progress bar and a one-line unreadable image.
+
+    Args:
+        model (nn.Module): Model on its device, in eval mode.
+        dataloader (Iterable): mmengine-style or torchvision-style batches.
+        stage (str, optional): Stage or module name. Defaults to None.
+        token_pool (str): ``'mean'`` or ``'cls'``. Defaults to ``'mean'``.
+        show_progress (bool): Draw a bar. Defaults to True.
+        total (int, optional): Samples expected, for the bar; default the
+            dataloader's dataset's length.
+        output_is_logits (bool): As in :func:`extract`. Defaults to False.
+
+    Returns:
+        Extraction: Features, labels, logits and the taps.
+
+    Examples:
+        >>> result = extract_features(model, loader, 'backbone.layer3',
+        ...                           show_progress=False)
+        >>> result.features['feat_backbone.layer3'].shape
+        (200, 256)
+    """
+    import re
+
+    from tsneviz.data import UnreadableSampleError
+    from tsneviz.progress import progress_bar
+
+    plan_stage(model, stage)  # a bad stage fails before the bar appears
+    if total is None:
+        dataset = getattr(dataloader, 'dataset', None)
+        total = len(dataset) if hasattr(dataset, '__len__') else 0
+    with progress_bar('Extracting features', total, show_progress) as bar:
+        try:
+            return extract(model, dataloader, stage, token_pool,
+                           progress=lambda n: bar(advance=n),
+                           output_is_logits=output_is_logits)
+        except UnreadableSampleError as err:
+            # Across worker processes the message carries the worker's
+            # traceback; its last line is ours.
+            last = str(err).strip().splitlines()[-1]
+            last = re.sub(r'^.*UnreadableSampleError: ', '', last)
+            raise UserError(
+                f'cannot read image {last}; fix or remove that file '
+                '(unreadable images are not skipped, so the sample stays '
+                'the one asked for)') from None

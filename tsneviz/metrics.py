@@ -1,12 +1,26 @@
-"""How well classes separate in feature space and in an embedding of it."""
+"""How well classes separate in feature space and in an embedding of it.
+
+The one home of the numbers tsneviz reports about a layout: k nearest
+neighbours (:func:`nearest_neighbors`, which the stored neighbours of a run
+and the near-duplicate threshold also use), k-NN accuracy,
+trustworthiness and silhouettes (per class for the report, overall for
+the comparison of two runs).
+"""
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
-from sklearn import manifold
-from sklearn.neighbors import NearestNeighbors
 
 #: Default cap on rows for trustworthiness, which needs an N x N matrix
 #: (5000 rows: a few hundred MB and a few seconds).
 TRUSTWORTHINESS_MAX_SAMPLES = 5000
+
+#: silhouette_samples builds an N x N distance matrix; above this many rows
+#: a class-stratified, seeded subsample is scored (5000 rows: ~200 MB).
+SILHOUETTE_MAX_SAMPLES = 5000
+
+# Rows per kneighbors call in nearest_neighbors: bounds the (chunk, N)
+# distance block in memory and gives a progress bar something to count.
+_KNN_CHUNK = 2048
 
 # Upper bound on the elements of one (rows, k, k) vote comparison block,
 # so voting on 100k points with a large k stays within tens of MB.
@@ -32,12 +46,82 @@ def _check_k(k, n_samples):
             'use a smaller k or more samples')
 
 
+def nearest_neighbors(X, k: int, metric: str = 'euclidean',
+                      rows: Optional[Sequence[int]] = None,
+                      index=None, chunk: int = _KNN_CHUNK,
+                      progress: Optional[Callable[[int], None]] = None
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other samples of every sample, in chunks of rows.
+
+    Exact: scikit-learn's ``NearestNeighbors`` picks brute force for
+    cosine and for more than 15 dimensions (features), a tree for a 2-D or
+    3-D layout. Each chunk asks for ``k + 1`` neighbours and drops the
+    sample itself wherever it is: with exact duplicates it need not come
+    first, since ties keep scikit-learn's order.
+
+    Args:
+        X (array-like): Samples, shape (N, D).
+        k (int): Neighbours per sample, 1 <= k < N.
+        metric (str): Any metric ``NearestNeighbors`` accepts, e.g.
+            ``'cosine'`` (1 - cosine similarity). Defaults to
+            ``'euclidean'``.
+        rows (Sequence[int], optional): Only these samples' neighbours
+            (among all N). Defaults to None (every sample).
+        index (optional): A neighbour index already fitted on ``X``, with
+            scikit-learn's ``kneighbors(X, n_neighbors)`` (a
+            ``NEIGHBOR_GRAPHS`` entry). Defaults to None: scikit-learn's
+            exact ``NearestNeighbors`` with ``metric``.
+        chunk (int): Rows per query, which bounds the distance block in
+            memory. Defaults to 2048.
+        progress (Callable, optional): Called with the number of rows done
+            after each chunk (a progress bar's advance). Defaults to None.
+
+    Returns:
+        tuple: ``indices`` (R, k) int64 row positions and ``distances``
+        (R, k) float64 (R = N, or the number of ``rows``), nearest first,
+        never the sample itself; distances are clipped at 0 (rounding
+        gives -1e-8 for identical vectors).
+
+    Raises:
+        ValueError: If X is not 2-D or N <= k.
+
+    Examples:
+        >>> X = np.array([[0.0], [0.1], [5.0]])
+        >>> nearest_neighbors(X, 1)[0].ravel().tolist()
+        [1, 0, 1]
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    X = _as_2d('X', X)
+    _check_k(k, len(X))
+    k = int(k)
+    wanted = np.arange(len(X)) if rows is None else \
+        np.asarray(rows, dtype=np.int64).reshape(-1)
+    nn = index if index is not None else \
+        NearestNeighbors(metric=metric).fit(X)
+    indices = np.empty((len(wanted), k), np.int64)
+    distances = np.empty((len(wanted), k), np.float64)
+    for start in range(0, len(wanted), chunk):
+        part = slice(start, start + chunk)
+        these = wanted[part]
+        dist, idx = nn.kneighbors(X[these], n_neighbors=k + 1)
+        is_self = idx == these[:, None]
+        keep = ~is_self
+        # no self among the k + 1 (duplicates tied before it): drop the last
+        keep[~is_self.any(axis=1), -1] = False
+        indices[part] = idx[keep].reshape(len(these), k)
+        distances[part] = np.maximum(dist[keep].reshape(len(these), k), 0)
+        if progress is not None:
+            progress(len(these))
+    return indices, distances
+
+
 def knn_accuracy(X, labels, k=10, metric='euclidean'):
     """Leave-one-out k-NN classification accuracy.
 
     Each sample is classified by a majority vote of the labels of its ``k``
-    nearest *other* samples (``NearestNeighbors.kneighbors()`` with no
-    query excludes each point itself, even when duplicates exist). A tie
+    nearest *other* samples (:func:`nearest_neighbors`, which excludes each
+    point itself, even when duplicates exist). A tie
     between classes goes to the tied class whose nearest member is closest
     to the sample, i.e. the nearest neighbour breaks the tie; equal
     distances keep scikit-learn's neighbour order. Accuracy near 1 means the
@@ -71,7 +155,7 @@ def knn_accuracy(X, labels, k=10, metric='euclidean'):
     _check_k(k, len(X))
     k = int(k)
 
-    _, idx = NearestNeighbors(n_neighbors=k, metric=metric).fit(X).kneighbors()
+    idx, _ = nearest_neighbors(X, k, metric=metric)
     votes = labels[idx]  # (N, k), nearest first
     pred = np.empty_like(labels)
     block = max(1, _VOTE_BLOCK_ELEMENTS // (k * k))
@@ -135,6 +219,7 @@ def trustworthiness(X, Y, n_neighbors=5,
             'or more samples')
     if rows is not None:
         X, Y = X[rows], Y[rows]
+    from sklearn import manifold
     return float(manifold.trustworthiness(X, Y, n_neighbors=int(n_neighbors)))
 
 
@@ -204,3 +289,118 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
         'knn_k': int(knn_k),
         'trustworthiness_k': int(trust_k),
     }
+
+
+def _stratified_rows(labels: np.ndarray, max_samples: Optional[int],
+                     seed: int) -> np.ndarray:
+    """Sorted rows of a per-class subsample keeping every class present."""
+    n = len(labels)
+    if max_samples is None or n <= max_samples:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        # Proportional share, but at least two rows so a small class still
+        # gets a silhouette (one member alone scores 0 by definition).
+        take = min(len(members),
+                   max(2, int(round(max_samples * len(members) / n))))
+        rows.append(rng.choice(members, size=take, replace=False))
+    return np.sort(np.concatenate(rows))
+
+
+def _silhouette_samples(X, labels, rows, metric):
+    from sklearn.metrics import silhouette_samples
+    return silhouette_samples(np.asarray(X)[rows], labels, metric=metric)
+
+
+def silhouette_by_class(features, embedding, labels,
+                        metric: str = 'euclidean',
+                        max_samples: Optional[int] = SILHOUETTE_MAX_SAMPLES,
+                        seed: int = 0) -> Optional[dict]:
+    """Mean silhouette per class, in feature space and in the embedding.
+
+    ``sklearn.metrics.silhouette_samples`` scores each sample from -1
+    (closer to another class) to 1 (well inside its own); the mean over a
+    class says how compact and apart that class is. Above ``max_samples``
+    rows a class-stratified subsample (at least two rows per class) is
+    scored, the same rows in both spaces.
+
+    Args:
+        features (array-like): Features, shape (N, C).
+        embedding (array-like): Their embedding, shape (N, d).
+        labels (array-like): Class id of each sample, shape (N,).
+        metric (str): Distance in feature space (the embedding always uses
+            euclidean, as t-SNE does). Defaults to 'euclidean'.
+        max_samples (int | None): Most rows to score; None scores all.
+            Defaults to 5000.
+        seed (int): Seed of the subsample. Defaults to 0.
+
+    Returns:
+        dict | None: None when silhouette is undefined (fewer than two
+        classes, or no class with two members); else ``classes`` (ids),
+        ``counts`` (rows scored per class), ``features`` and ``embedding``
+        (mean per class, lists aligned with ``classes``), ``overall_features``
+        and ``overall_embedding`` (mean over all rows scored) and
+        ``n_samples``.
+
+    Examples:
+        >>> from sklearn.datasets import load_digits
+        >>> X, y = load_digits(return_X_y=True)
+        >>> s = silhouette_by_class(X, X[:, :2], y)
+        >>> len(s['classes']), s['overall_features'] > s['overall_embedding']
+        (10, True)
+    """
+    labels = np.asarray(labels)
+    rows = _stratified_rows(labels, max_samples, seed)
+    labels = labels[rows]
+    classes, counts = np.unique(labels, return_counts=True)
+    # silhouette_samples needs 2 <= n_labels <= n_samples - 1.
+    if len(classes) < 2 or len(classes) >= len(labels):
+        return None
+    per_point = {
+        'features': _silhouette_samples(features, labels, rows, metric),
+        'embedding': _silhouette_samples(embedding, labels, rows,
+                                         'euclidean'),
+    }
+    out = dict(classes=[int(c) for c in classes],
+               counts=[int(c) for c in counts], n_samples=int(len(rows)))
+    for space, values in per_point.items():
+        out[space] = [float(values[labels == c].mean()) for c in classes]
+        out[f'overall_{space}'] = float(values.mean())
+    return out
+
+
+def silhouette_score(X, labels, metric: str = 'euclidean',
+                     max_samples: Optional[int] = SILHOUETTE_MAX_SAMPLES,
+                     seed: int = 0) -> Optional[float]:
+    """Mean silhouette of all samples (of the subsample above 5000 rows).
+
+    The same rows and the same number as ``overall_features`` of
+    :func:`silhouette_by_class`, so a report and a comparison of the same
+    run agree.
+
+    Args:
+        X (array-like): Samples, shape (N, D).
+        labels (array-like): Class id of each sample, shape (N,).
+        metric (str): Distance. Defaults to 'euclidean'.
+        max_samples (int | None): Most rows to score (class-stratified);
+            None scores all. Defaults to 5000.
+        seed (int): Seed of the subsample. Defaults to 0.
+
+    Returns:
+        float | None: In [-1, 1]; None when undefined (fewer than two
+        classes, or as many classes as rows).
+
+    Examples:
+        >>> X = np.array([[0.0], [0.1], [5.0], [5.1]])
+        >>> round(silhouette_score(X, [0, 0, 1, 1]), 2)
+        0.98
+    """
+    labels = np.asarray(labels)
+    rows = _stratified_rows(labels, max_samples, seed)
+    labels = labels[rows]
+    n_classes = len(np.unique(labels))
+    if n_classes < 2 or n_classes >= len(labels):
+        return None
+    return float(_silhouette_samples(X, labels, rows, metric).mean())

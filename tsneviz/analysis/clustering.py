@@ -21,17 +21,13 @@ hdbscan    min_cluster_size=5,              ``HDBSCAN`` (finds the number of
 ========== ================================ ===================================
 """
 import numbers
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
 from tsneviz.errors import UserError
 from tsneviz.params import Interval, Options, validate_params
-from tsneviz.registry import CLUSTERERS
-
-#: ``--method`` names and the registry type each one builds.
-METHODS = {'kmeans': 'KMeans', 'agglomerative': 'Agglomerative',
-           'hdbscan': 'HDBSCAN'}
+from tsneviz.registry import CLUSTERERS, registered
 
 #: Cluster id scikit-learn's HDBSCAN gives to samples in no cluster.
 NOISE = -1
@@ -78,7 +74,21 @@ class BaseClusterer:
         raise NotImplementedError
 
 
-@CLUSTERERS.register_module(name='KMeans')
+def methods() -> List[str]:
+    """The clustering methods: the CLUSTERERS registry's names, in order.
+
+    ``--method`` of ``tools/cluster.py`` and every check of a method name
+    read them here, so a newly registered clusterer is a choice at once.
+
+    Examples:
+        >>> methods()
+        ['kmeans', 'agglomerative', 'hdbscan']
+    """
+    return list(registered(CLUSTERERS))
+
+
+# Each clusterer is registered under its --method name (its ``name``).
+@CLUSTERERS.register_module(name='kmeans')
 class KMeansClusterer(BaseClusterer):
     """k-means (``sklearn.cluster.KMeans``): compact, equal-variance groups.
 
@@ -86,7 +96,7 @@ class KMeansClusterer(BaseClusterer):
     its classes puts each one in its own compact blob.
 
     Examples:
-        >>> clusterer = CLUSTERERS.build(dict(type='KMeans', n_clusters=3))
+        >>> clusterer = CLUSTERERS.build(dict(type='kmeans', n_clusters=3))
         >>> clusterer.fit_predict(np.random.rand(60, 8)).shape
         (60,)
     """
@@ -112,7 +122,7 @@ class KMeansClusterer(BaseClusterer):
                       random_state=p['seed']).fit_predict(X)
 
 
-@CLUSTERERS.register_module(name='Agglomerative')
+@CLUSTERERS.register_module(name='agglomerative')
 class AgglomerativeClusterer(BaseClusterer):
     """Hierarchical clustering (``sklearn.cluster.AgglomerativeClustering``).
 
@@ -121,7 +131,7 @@ class AgglomerativeClusterer(BaseClusterer):
 
     Examples:
         >>> clusterer = CLUSTERERS.build(
-        ...     dict(type='Agglomerative', n_clusters=3, linkage='average'))
+        ...     dict(type='agglomerative', n_clusters=3, linkage='average'))
         >>> clusterer.fit_predict(np.random.rand(60, 8)).max()
         2
     """
@@ -150,7 +160,7 @@ class AgglomerativeClusterer(BaseClusterer):
             metric=p['metric']).fit_predict(X)
 
 
-@CLUSTERERS.register_module(name='HDBSCAN')
+@CLUSTERERS.register_module(name='hdbscan')
 class HDBSCANClusterer(BaseClusterer):
     """Density-based clustering (``sklearn.cluster.HDBSCAN``).
 
@@ -159,7 +169,7 @@ class HDBSCANClusterer(BaseClusterer):
     there, which is worth a look of its own.
 
     Examples:
-        >>> clusterer = CLUSTERERS.build(dict(type='HDBSCAN',
+        >>> clusterer = CLUSTERERS.build(dict(type='hdbscan',
         ...                                   min_cluster_size=10))
         >>> ids = clusterer.fit_predict(np.random.rand(200, 2))
         >>> int(ids.min()) >= -1
@@ -213,15 +223,21 @@ def build_clusterer(method: str = 'kmeans', **params) -> BaseClusterer:
         >>> build_clusterer('hdbscan', min_cluster_size=8).params['metric']
         'euclidean'
     """
-    if method not in METHODS:
-        raise UserError(f'unknown clustering method {method!r}; choose one '
-                        f'of {", ".join(METHODS)}')
+    check_method(method)
     if method == 'hdbscan' and params.get('n_clusters') is not None:
         raise UserError('hdbscan finds the number of clusters itself; drop '
                         '--n-clusters or use --method kmeans/agglomerative')
     # None means "the default" here, as for an unset CLI flag.
     params = {k: v for k, v in params.items() if v is not None}
-    return CLUSTERERS.build(dict(type=METHODS[method], **params))
+    return CLUSTERERS.build(dict(type=method, **params))
+
+
+def check_method(method: str) -> str:
+    """``method`` when it is a registered clusterer, else a UserError."""
+    if method not in methods():
+        raise UserError(f'unknown clustering method {method!r}; choose one '
+                        f'of {", ".join(methods())}')
+    return method
 
 
 def default_n_clusters(labels: np.ndarray) -> int:

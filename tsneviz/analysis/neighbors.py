@@ -26,15 +26,14 @@ import numpy as np
 
 from tsneviz.data.paths import resolve
 from tsneviz.errors import UserError
-from tsneviz.rundir import Run, _atomic, update_manifest
+from tsneviz.metrics import nearest_neighbors
+from tsneviz.rundir import (CONFIG, Run, atomic_write, neighbors_file,
+                            update_manifest)
 
 __all__ = ['METRICS', 'compute_neighbors', 'load_neighbors', 'query',
            'describe_sample', 'embed_image', 'save_neighbor_grid']
 
 METRICS = ('cosine', 'euclidean')
-# Rows per kneighbors call: bounds the (chunk, N) distance block in memory
-# and gives the progress bar something to count.
-_CHUNK = 2048
 
 
 def _check_metric(metric: str) -> str:
@@ -57,28 +56,12 @@ def _as_run(run_dir: Union[str, Run]) -> Run:
     return run_dir if isinstance(run_dir, Run) else Run(run_dir)
 
 
-def _fit(features: np.ndarray, metric: str):
-    from sklearn.neighbors import NearestNeighbors
-
-    # Brute force is exact for both metrics and what scikit-learn picks for
-    # cosine anyway; features are a few hundred dimensions, where trees
-    # do not help.
-    return NearestNeighbors(metric=metric, algorithm='brute').fit(features)
-
-
-def _without_self(indices: np.ndarray, distances: np.ndarray,
-                  rows: np.ndarray, k: int):
-    """Drop each row's own position from k+1 neighbours, keep k.
-
-    With exact duplicates the sample itself need not come first (ties), so
-    it is removed wherever it is, and the last column where it is absent.
-    """
-    is_self = indices == rows[:, None]
-    keep = ~is_self
-    missing = ~is_self.any(axis=1)
-    keep[missing, -1] = False
-    return (indices[keep].reshape(len(rows), k),
-            distances[keep].reshape(len(rows), k))
+def _fit(features: np.ndarray, metric: str, graph: str = 'exact'):
+    # The search is a NEIGHBOR_GRAPHS entry (tsneviz/analysis/graphs.py),
+    # so an approximate one can be swapped in by name.
+    from tsneviz.registry import NEIGHBOR_GRAPHS
+    return NEIGHBOR_GRAPHS.build(dict(type=graph, features=features,
+                                      metric=metric))
 
 
 def compute_neighbors(run_dir: str, k: int = 20, metric: str = 'cosine',
@@ -116,24 +99,18 @@ def compute_neighbors(run_dir: str, k: int = 20, metric: str = 'cosine',
     features = run.features(key)
     n = len(features)
     k = _check_k(k, n)
-    nn = _fit(features, metric)
-    indices = np.empty((n, k), np.int32)
-    distances = np.empty((n, k), np.float32)
     with progress_bar(f'Neighbours {key}', n, show_progress) as bar:
-        for start in range(0, n, _CHUNK):
-            rows = np.arange(start, min(start + _CHUNK, n))
-            dist, idx = nn.kneighbors(features[rows], n_neighbors=k + 1)
-            idx, dist = _without_self(idx, dist, rows, k)
-            indices[rows] = idx
-            # float rounding can give -1e-8 for identical vectors
-            distances[rows] = np.maximum(dist, 0)
-            bar(advance=len(rows))
+        indices, distances = nearest_neighbors(
+            features, k, metric, index=_fit(features, metric),
+            progress=lambda done: bar(advance=done))
+    indices = indices.astype(np.int32)
+    distances = distances.astype(np.float32)
 
-    name = f'neighbors_{key}.npz'
+    name = neighbors_file(key)
     path = osp.join(run_dir, name)
-    _atomic(path, lambda f: np.savez(f, indices=indices,
-                                     distances=distances,
-                                     metric=np.array(metric)))
+    atomic_write(path, lambda f: np.savez(f, indices=indices,
+                                          distances=distances,
+                                          metric=np.array(metric)))
     labels = run.labels
     same = float((labels[indices] == labels[:, None]).mean())
     section = dict(run.manifest.get('neighbors') or {})
@@ -150,13 +127,7 @@ def load_neighbors(run_dir: str, key: Optional[str] = None
     Returns:
         dict | None: ``indices``, ``distances`` and ``metric``.
     """
-    run = _as_run(run_dir)
-    path = osp.join(run.path, f'neighbors_{run.key(key)}.npz')
-    if not osp.isfile(path):
-        return None
-    with np.load(path) as data:
-        return dict(indices=data['indices'], distances=data['distances'],
-                    metric=str(data['metric']))
+    return _as_run(run_dir).neighbors(key)
 
 
 def _cell(value) -> Optional[str]:
@@ -267,7 +238,7 @@ def embed_image(run_dir: Union[str, Run], image: str,
     from mmengine.dataset import default_collate
     from mmengine.registry import DefaultScope
 
-    from tsneviz.apis import build_model
+    from tsneviz.model import build_model
     from tsneviz.config import load_config
     from tsneviz.extraction import extract
 
@@ -275,7 +246,7 @@ def embed_image(run_dir: Union[str, Run], image: str,
     key = run.key(key)
     if not osp.isfile(image):
         raise UserError(f'image not found: {image}')
-    cfg = load_config(osp.join(run.path, 'config.py'))
+    cfg = load_config(run.file(CONFIG))
     extraction = run.manifest['extraction']
     checkpoint = _run_checkpoint(run)
     trusted = bool((run.manifest.get('checkpoint') or {}).get('trusted',
@@ -361,9 +332,9 @@ def query(run_dir: str, index: Optional[int] = None,
             dist = stored['distances'][position, :k]
         else:
             features = run.features(key)
-            dist, idx = _fit(features, metric).kneighbors(
-                features[[position]], n_neighbors=k + 1)
-            idx, dist = _without_self(idx, dist, np.array([position]), k)
+            idx, dist = nearest_neighbors(features, k, metric,
+                                          rows=[position],
+                                          index=_fit(features, metric))
             idx, dist = idx[0], dist[0]
     else:
         # a new image is not one of the samples: all n can be neighbours
@@ -462,7 +433,7 @@ def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     try:
-        _atomic(out, lambda f: fig.savefig(f, format='png', dpi=100))
+        atomic_write(out, lambda f: fig.savefig(f, format='png', dpi=100))
     finally:
         plt.close(fig)
     return out

@@ -11,10 +11,11 @@ from typing import List, Optional
 from tsneviz import rundir
 from tsneviz.errors import UserError
 
-from .clustering import (METHODS, build_clusterer, cluster_features,
+from .clustering import (build_clusterer, check_method, cluster_features,
                          default_n_clusters)
 from .summary import SUMMARY, summarize_clusters, write_summary
 
+CLUSTER_COLUMN = rundir.CLUSTER_COLUMN
 #: What can be clustered: the extracted features or the t-SNE coordinates.
 SPACES = ('features', 'embedding')
 
@@ -70,9 +71,7 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
     if on not in SPACES:
         raise UserError(f'cannot cluster on {on!r}; choose one of '
                         f'{", ".join(SPACES)}')
-    if method not in METHODS:
-        raise UserError(f'unknown clustering method {method!r}; choose one '
-                        f'of {", ".join(METHODS)}')
+    check_method(method)
     if n_clusters is None and method != 'hdbscan':
         n_clusters = default_n_clusters(run.labels)
     # Bad parameters fail here, before features are loaded and PCA runs.
@@ -82,13 +81,13 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
                            pca_dims=pca_dims if on == 'features' else None,
                            seed=seed, **params)
 
-    rundir.add_columns(run_dir, {'cluster': ids})
-    run.table['cluster'] = ids.astype(float)
+    rundir.add_columns(run_dir, {CLUSTER_COLUMN: ids})
+    run.table[CLUSTER_COLUMN] = ids.astype(float)
     rows = summarize_clusters(ids, run.table, run.label_space)
     write_summary(osp.join(run_dir, SUMMARY), rows)
     plot = plot_view(
         run.coords(key), run.table, 'cluster',
-        osp.join(run_dir, f'{key}_cluster.png'),
+        osp.join(run_dir, rundir.plot_file(key, 'cluster')),
         title=f'{key} · {method} clusters of the {on}',
         label_space=run.label_space,
         # Big points = high loss: the costly clusters show at a glance.
@@ -104,7 +103,7 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
             'mean_loss' if 'loss' in run.table else 'error_rate'
             if run.has_predictions and run.label_space.matched
             else 'size'),
-        summary=SUMMARY, column='cluster')
+        summary=SUMMARY, column=CLUSTER_COLUMN)
     # run.json last, so it only ever lists files that are complete.
     rundir.update_manifest(run_dir, {'clusters': section}, outputs=[
         rundir.TABLE, SUMMARY, osp.basename(plot)])

@@ -28,13 +28,11 @@ import numpy as np
 from tsneviz import rundir
 from tsneviz.labels import LabelSpace
 
-#: Columns of ``clusters.csv``, in order.
-COLUMNS = ('rank', 'cluster', 'size', 'purity', 'dominant_class',
-           'dominant_share', 'classes', 'error_rate', 'mean_loss',
-           'top_confusions')
+#: Columns of ``clusters.csv``, in order (the schema is rundir's).
+COLUMNS = rundir.CLUSTER_COLUMNS
 
 #: File name of the summary in the run directory.
-SUMMARY = 'clusters.csv'
+SUMMARY = rundir.CLUSTERS
 
 # Four decimals tell 0.9583 from 0.9600 at a glance; more is noise.
 _DECIMALS = 4

@@ -4,24 +4,25 @@ An exporter reads a complete run directory (never in-memory state), writes
 its files atomically, and then records itself in ``run.json`` under
 ``exports`` with :func:`~tsneviz.rundir.update_manifest`, which keeps
 ``run.json`` the last file written.
+
+Every run export format is a :class:`BaseExporter` subclass registered in
+:data:`tsneviz.registry.EXPORTERS` under its format name; :func:`formats`,
+:func:`export_run` and ``tools/export.py`` read the registry, so a new
+format is one registered class.
 """
 import datetime
-import importlib
+import inspect
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional, Type
 
 import numpy as np
 
 from tsneviz.errors import UserError
 from tsneviz.params import validate_params
-from tsneviz.registry import EXPORTERS
-from tsneviz.rundir import (TABLE, Run, read_manifest, read_table,
-                            update_manifest)
-
-# Text columns of samples.csv: kept as text even when every value looks like
-# a number (the digits' class names are '0'..'9').
-TEXT_COLUMNS = ('img_path', 'gt_class', 'pred_class')
+from tsneviz.registry import EXPORTERS, registered
+from tsneviz.rundir import (CLUSTER_COLUMN, COORD_AXES, Run, coord_column,
+                            coords_file, read_manifest, update_manifest)
 
 
 class BaseExporter:
@@ -111,28 +112,39 @@ def record_export(run_dir: str, fmt: str, out: str, key: Optional[str],
     return update_manifest(run_dir, {'exports': exports}, inside)
 
 
-# The run exporters by format name: a function
-# ``(run_dir, out=None, key=None, **options) -> list[str]`` each, also in
-# EXPORTERS (which holds other exporters with other signatures too).
-RUN_EXPORTERS: Dict[str, Callable[..., List[str]]] = {}
-# Modules that define them; imported on first use of export_run.
-RUN_EXPORTER_MODULES = ('tsneviz.exporters.projector',
-                        'tsneviz.exporters.bulk', 'tsneviz.exporters.table')
-
-
-def run_exporter(name: str):
-    """Register a run export function as ``name`` (and in EXPORTERS)."""
-    def register(func):
-        RUN_EXPORTERS[name] = func
-        return EXPORTERS.register_module(name=name, module=func)
-    return register
+def _run_exporters() -> Dict[str, Type[BaseExporter]]:
+    """The registered run exporters (classes) by format name."""
+    return {name: cls for name, cls in registered(EXPORTERS).items()
+            if inspect.isclass(cls) and issubclass(cls, BaseExporter)}
 
 
 def formats() -> List[str]:
-    """Names of the run export formats, sorted."""
-    for module in RUN_EXPORTER_MODULES:
-        importlib.import_module(module)
-    return sorted(RUN_EXPORTERS)
+    """Names of the run export formats, sorted (from EXPORTERS).
+
+    Examples:
+        >>> formats()
+        ['bulk', 'csv', 'parquet', 'projector']
+    """
+    return sorted(_run_exporters())
+
+
+def exporter_class(format: str) -> Type[BaseExporter]:
+    """The registered exporter class of ``format``.
+
+    Raises:
+        UserError: For a format that is not registered, listing those that
+            are.
+    """
+    exporters = _run_exporters()
+    if format not in exporters:
+        raise UserError(f'unknown export format {format!r}; choose one of '
+                        f'{", ".join(sorted(exporters))}')
+    return exporters[format]
+
+
+def format_options(format: str) -> List[str]:
+    """The option names that ``format`` takes (its defaults' keys)."""
+    return list(exporter_class(format).defaults)
 
 
 def export_run(run_dir: str, format: str, out: Optional[str] = None,
@@ -159,11 +171,9 @@ def export_run(run_dir: str, format: str, out: Optional[str] = None,
         ...            color='prediction')
         ['/.../tsne_20261123_144017/bulk_feat_3.csv']
     """
-    valid = formats()
-    if format not in valid:
-        raise UserError(f'unknown export format {format!r}; choose one of '
-                        f'{", ".join(valid)}')
-    return RUN_EXPORTERS[format](run_dir, out, key, **options)
+    exporter_class(format)  # an unknown format: a UserError listing them
+    exporter = EXPORTERS.build(dict(type=format, **options))
+    return exporter.export(run_dir, out, key)
 
 
 def sample_metadata(run: Run) -> Dict[str, List[str]]:
@@ -177,9 +187,9 @@ def sample_metadata(run: Run) -> Dict[str, List[str]]:
     ``index`` (the sample's index in the dataset) and ``path`` (the image
     file). Missing values are empty.
     """
-    # The text of samples.csv, not Run.table: class names such as '0'..'9'
-    # must stay names, not become the numbers 0.0..9.0.
-    table = read_table(osp.join(run.path, TABLE))
+    # The text of samples.csv, not Run.table: cells exactly as the run
+    # wrote them ('3', not the number 3.0).
+    table = run.text_table()
     cols: Dict[str, List[str]] = {'label': table['gt_class'],
                                   'gt_label': table['gt_label']}
     if 'pred_label' in table:
@@ -193,8 +203,8 @@ def sample_metadata(run: Run) -> Dict[str, List[str]]:
         for name in ('score', 'entropy', 'loss'):
             if name in table:
                 cols[name] = [_short(v) for v in table[name]]
-    if 'cluster' in table:
-        cols['cluster'] = table['cluster']
+    if CLUSTER_COLUMN in table:
+        cols['cluster'] = table[CLUSTER_COLUMN]
     cols['index'] = table['index']
     cols['path'] = table['img_path']
     return {name: list(values) for name, values in cols.items()}
@@ -207,11 +217,12 @@ def _short(text: str) -> str:
 
 def coords_of(run: Run, key: str) -> np.ndarray:
     """The run's embedding of ``key``: ``tsne_<key>.npy``, else the table."""
-    try:
+    if run.has(coords_file(run.method, key)):
         return run.coords(key)
-    except FileNotFoundError:
-        axes = [a for a in 'xyz' if f'{key}_{a}' in run.table]
-        if not axes:
-            raise UserError(f'{run.path} has no embedding of {key!r}; run '
-                            'the reduction step again') from None
-        return np.stack([run.table[f'{key}_{a}'] for a in axes], axis=1)
+    # a run whose layout array was removed still has it in samples.csv
+    columns = [coord_column(key, a) for a in COORD_AXES
+               if coord_column(key, a) in run.table]
+    if not columns:
+        raise UserError(f'{run.path} has no embedding of {key!r}; run '
+                        'the reduction step again')
+    return np.stack([run.table[c] for c in columns], axis=1)

@@ -32,10 +32,10 @@ from typing import Dict, List, Optional
 from mmengine.logging import MMLogger
 
 from tsneviz.errors import UserError
-from tsneviz.exporters.base import (BaseExporter, coords_of, run_exporter,
-                                    sample_metadata)
+from tsneviz.exporters.base import BaseExporter, coords_of, sample_metadata
 from tsneviz.params import Options
-from tsneviz.rundir import Run, write_table
+from tsneviz.registry import EXPORTERS
+from tsneviz.rundir import Run, bulk_file, write_table
 
 # --color NAME -> (metadata column, prefix for numeric-looking categories);
 # 'loss' and 'score' are numbers on purpose (a continuous palette).
@@ -53,6 +53,7 @@ COLORS = {
 MAX_CATEGORIES = 10
 
 
+@EXPORTERS.register_module(name='bulk')
 class BulkExporter(BaseExporter):
     """Write a run as a CSV for ``python -m bulk image``.
 
@@ -73,7 +74,7 @@ class BulkExporter(BaseExporter):
     defaults = dict(color='label')
 
     def default_out(self, run: Run, key: Optional[str]) -> str:
-        return osp.join(run.path, f'bulk_{run.key(key)}.csv')
+        return osp.join(run.path, bulk_file(run.key(key)))
 
     def write(self, run: Run, out: str, key: Optional[str]) -> List[str]:
         key = run.key(key)
@@ -94,7 +95,6 @@ class BulkExporter(BaseExporter):
         return [write_table(out, columns)]
 
 
-@run_exporter('bulk')
 def export_bulk(run_dir: str, out: Optional[str] = None,
                 key: Optional[str] = None, **options) -> List[str]:
     """Export a run as a Bulk image CSV (``python -m bulk image OUT``).

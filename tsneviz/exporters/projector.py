@@ -22,10 +22,11 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from tsneviz.errors import UserError
-from tsneviz.exporters.base import (BaseExporter, coords_of, run_exporter,
-                                    sample_metadata)
+from tsneviz.exporters.base import BaseExporter, coords_of, sample_metadata
 from tsneviz.params import Interval, Options
-from tsneviz.rundir import Run, _atomic
+from tsneviz.registry import EXPORTERS
+from tsneviz.rundir import (PROJECTOR, Run, atomic_write, coords_file,
+                            write_bytes)
 
 CONFIG_FILE = 'projector_config.pbtxt'
 METADATA_FILE = 'metadata.tsv'
@@ -40,6 +41,7 @@ DEFAULT_THUMBNAIL = 64
 TSV_MAX_VALUES = 2_000_000
 
 
+@EXPORTERS.register_module(name='projector')
 class ProjectorExporter(BaseExporter):
     """Write a run as a TensorBoard Embedding Projector log directory.
 
@@ -72,7 +74,7 @@ class ProjectorExporter(BaseExporter):
                     tensor_format='auto')
 
     def default_out(self, run: Run, key: Optional[str]) -> str:
-        return osp.join(run.path, 'projector')
+        return osp.join(run.path, PROJECTOR)
 
     def write(self, run: Run, out: str, key: Optional[str]) -> List[str]:
         os.makedirs(out, exist_ok=True)
@@ -81,7 +83,9 @@ class ProjectorExporter(BaseExporter):
         for k in keys:
             tensors[k] = run.features(k)
             if self.options['coords']:
-                tensors[f'{run.method}_{k}'] = coords_of(run, k)
+                # the layout's tensor is named as its file, without .npy
+                tensors[osp.splitext(coords_file(run.method, k))[0]] = \
+                    coords_of(run, k)
         written, embeddings = [], []
         for name, tensor in tensors.items():
             path = write_tensor(osp.join(out, name), tensor,
@@ -106,7 +110,6 @@ class ProjectorExporter(BaseExporter):
         return written
 
 
-@run_exporter('projector')
 def export_projector(run_dir: str, out: Optional[str] = None,
                      key: Optional[str] = None, **options) -> List[str]:
     """Export a run for TensorBoard's Embedding Projector.
@@ -143,9 +146,9 @@ def write_tensor(stem: str, tensor: np.ndarray, fmt: str = 'auto') -> str:
     if fmt == 'auto':
         fmt = 'tsv' if tensor.size <= TSV_MAX_VALUES else 'bytes'
     if fmt == 'bytes':
-        return _atomic(stem + '.bytes', lambda f: f.write(tensor.tobytes()))
+        return write_bytes(stem + '.bytes', tensor.tobytes())
     # 9 significant digits give back the very same float32.
-    return _atomic(stem + '.tsv', lambda f: np.savetxt(
+    return atomic_write(stem + '.tsv', lambda f: np.savetxt(
         f, tensor, fmt='%.9g', delimiter='\t', newline='\n'))
 
 
@@ -166,8 +169,7 @@ def write_metadata(path: str, columns: Dict[str, List[str]]) -> str:
     lines = ['\t'.join(clean(n) for n in names)]
     lines += ['\t'.join(clean(v) for v in row)
               for row in zip(*(columns[n] for n in names))]
-    data = ('\n'.join(lines) + '\n').encode('utf-8')
-    return _atomic(path, lambda f: f.write(data))
+    return write_bytes(path, ('\n'.join(lines) + '\n').encode('utf-8'))
 
 
 def thumbnail_size_for(n: int, requested: Optional[int] = None) -> int:
@@ -232,7 +234,7 @@ def write_sprite(path: str, image_paths: List[str],
                             'sprite=False)') from None
         row, col = divmod(i, grid)
         sprite.paste(thumb, (col * size, row * size))
-    return _atomic(path, lambda f: sprite.save(f, format='PNG')), size
+    return atomic_write(path, lambda f: sprite.save(f, format='PNG')), size
 
 
 def thumbnail(image, size: int):
@@ -272,8 +274,7 @@ def write_config(path: str, embeddings: List[dict]) -> str:
                       for d in emb['sprite']['single_image_dim']]
             lines.append('  }')
         lines.append('}')
-    data = ('\n'.join(lines) + '\n').encode('utf-8')
-    return _atomic(path, lambda f: f.write(data))
+    return write_bytes(path, ('\n'.join(lines) + '\n').encode('utf-8'))
 
 
 def _quote(text: str) -> str:

@@ -27,7 +27,6 @@ import filecmp
 import io
 import os
 import os.path as osp
-import shutil
 from typing import Iterable, List, Union
 
 import numpy as np
@@ -36,11 +35,16 @@ from tsneviz.data.paths import run_data_prefix, run_image_paths
 from tsneviz.errors import UserError
 from tsneviz.exporters.splits import write_annotation
 from tsneviz.registry import EXPORTERS
-from tsneviz.rundir import Run
+from tsneviz.rundir import Run, copy_file
 
-__all__ = ['MODES', 'read_indices', 'export_selection']
+__all__ = ['CSV_COLUMNS', 'MODES', 'read_indices', 'export_selection']
 
 MODES = ('copy', 'link', 'append')
+
+#: Columns of the selection CSV the explorer downloads, in order; only
+#: ``index`` is read back (:func:`read_indices`), the rest are for people.
+CSV_COLUMNS = ('index', 'position', 'img_path', 'gt_label', 'gt_class',
+               'pred_label', 'pred_class', 'score', 'loss')
 
 
 def _int(text: str, path: str, line: int) -> int:
@@ -228,16 +232,9 @@ def export_selection(run_dir: str, indices: Union[Iterable[int], str],
         written.append(dst)
         if osp.lexists(dst):  # this very image, from an earlier export
             continue
-        # to a temporary name first: an interrupted export leaves no
+        # through a temporary name: an interrupted export leaves no
         # half-written image under a real name
-        tmp = osp.join(folder, f'.tmp_{name}')
-        if mode == 'copy':
-            shutil.copy2(src, tmp)
-        else:
-            if osp.lexists(tmp):
-                os.unlink(tmp)
-            os.symlink(osp.abspath(src), tmp)
-        os.replace(tmp, dst)
+        copy_file(src, dst, link=mode != 'copy')
         added += 1
     _record(run_dir, folder, written, label, mode, len(paths))
     return dict(mode=mode, out=folder, files=written, added=added,

@@ -28,7 +28,8 @@ import numpy as np
 from tsneviz.data.paths import run_data_prefix, run_image_paths
 from tsneviz.errors import UserError
 from tsneviz.registry import EXPORTERS
-from tsneviz.rundir import Run, _atomic, update_manifest, write_table
+from tsneviz.rundir import (CLUSTER_COLUMN, DUPLICATES, SPLITS, Run,
+                            update_manifest, write_table, write_text)
 
 __all__ = ['DUP_AUTO_FRACTION', 'find_duplicates', 'make_splits',
            'annotation_path', 'write_annotation']
@@ -45,12 +46,10 @@ _CHUNK = 2048
 
 
 def _auto_threshold(features: np.ndarray) -> float:
-    from sklearn.neighbors import NearestNeighbors
+    from tsneviz.metrics import nearest_neighbors
 
-    nn = NearestNeighbors(n_neighbors=1, metric='cosine',
-                          algorithm='brute').fit(features)
-    nearest, _ = nn.kneighbors()  # the sample itself excluded
-    return float(DUP_AUTO_FRACTION * np.median(np.maximum(nearest[:, 0], 0)))
+    _, nearest = nearest_neighbors(features, 1, 'cosine')  # never itself
+    return float(DUP_AUTO_FRACTION * np.median(nearest[:, 0]))
 
 
 def find_duplicates(features: np.ndarray,
@@ -212,18 +211,18 @@ def write_annotation(path: str, img_paths, labels,
               f'under another label (e.g. {rel} as {old}); left as they '
               'are', file=sys.stderr)
     text = ''.join(f'{line}\n' for line in existing + added)
-    _atomic(path, lambda f: f.write(text.encode('utf-8')))
+    write_text(path, text)
     return len(added)
 
 
 def _strata(run: Run, by: str) -> np.ndarray:
     if by == 'class':
         return run.labels
-    if 'cluster' not in run.table:
+    if CLUSTER_COLUMN not in run.table:
         raise UserError(f'{run.path} has no cluster column in samples.csv; '
                         'run tools/cluster.py on it first, or split with '
                         '--by class')
-    clusters = run.table['cluster']
+    clusters = run.table[CLUSTER_COLUMN]
     if clusters.dtype == object:
         return np.array([str(c) for c in clusters], dtype=object)
     # an unclustered sample (empty cell) is a stratum of its own
@@ -328,7 +327,7 @@ def make_splits(run_dir: str, val_ratio: float, by: str = 'cluster',
                 taken += size
 
     if out_dir is None:
-        out_dir = osp.join(run_dir, 'splits')
+        out_dir = osp.join(run_dir, SPLITS)
     os.makedirs(out_dir, exist_ok=True)
     prefix = run_data_prefix(run)
     paths = np.array(run_image_paths(run), dtype=object)
@@ -342,7 +341,7 @@ def make_splits(run_dir: str, val_ratio: float, by: str = 'cluster',
 
     a, b = pairs[:, 0], pairs[:, 1]
     files['duplicates'] = write_table(
-        osp.join(out_dir, 'duplicates.csv'),
+        osp.join(out_dir, DUPLICATES),
         dict(index_a=dataset_index[a], index_b=dataset_index[b],
              img_path_a=paths[a], img_path_b=paths[b],
              distance=pair_dist.astype(float), group=group[a],

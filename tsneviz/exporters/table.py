@@ -1,10 +1,12 @@
 """The per-sample table of a run as Parquet or CSV, with typed columns.
 
-``samples.csv`` is text; these exports give each column its type:
-``img_path``, ``gt_class`` and ``pred_class`` are strings (class names may
-look like numbers), a column of whole numbers is int64 (nullable ``Int64``
-when it has empty cells, e.g. unclustered samples), any other numeric
-column float64 (empty cells are NaN), the rest strings. Rows stay in run
+``samples.csv`` is text; these exports give each column the type of the
+samples.csv schema (:data:`tsneviz.rundir.SAMPLE_COLUMNS`): ``img_path``,
+``gt_class`` and ``pred_class`` are strings (class names may look like
+numbers), an int column is int64 (nullable ``Int64`` when it has empty
+cells, e.g. unclustered samples), a float column float64 (empty cells are
+NaN); a column the schema does not know is int64 when it holds whole
+numbers, float64 when it holds numbers, else strings. Rows stay in run
 order, the order of ``feat_<key>.npy``.
 
 With ``features=True`` the feature vectors come along: one
@@ -12,29 +14,37 @@ With ``features=True`` the feature vectors come along: one
 columns ``<key>_0 .. <key>_<C-1>`` in CSV.
 """
 import os.path as osp
-import re
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from tsneviz.errors import UserError
-from tsneviz.exporters.base import TEXT_COLUMNS, BaseExporter, run_exporter
-from tsneviz.rundir import TABLE, Run, _atomic, read_table, write_table
+from tsneviz.exporters.base import BaseExporter
+from tsneviz.registry import EXPORTERS
+from tsneviz.rundir import (COORD_AXES, SAMPLES_EXPORT, SAMPLES_PARQUET, TABLE,
+                            TEXT, Run, atomic_write, column_kind,
+                            coord_column, nullable_ints, typed_column,
+                            write_table)
 
-_INT = re.compile(r'-?\d+\Z')
 
-
-def typed_columns(table: Dict[str, List[str]]) -> Dict[str, np.ndarray]:
+def typed_columns(table: Dict[str, List[str]],
+                  keys: Optional[Sequence[str]] = None
+                  ) -> Dict[str, np.ndarray]:
     """Columns of strings (as read from ``samples.csv``) with their types.
+
+    The kinds are the samples.csv schema's
+    (:func:`tsneviz.rundir.column_kind`).
 
     Args:
         table (dict[str, list[str]]): Columns of text, as
-            :func:`~tsneviz.rundir.read_table` returns them.
+            :meth:`~tsneviz.rundir.Run.text_table` returns them.
+        keys (Sequence[str], optional): The run's feature keys (their
+            coordinate columns are float). Defaults to None.
 
     Returns:
         dict[str, np.ndarray]: int64, float64 or object (str) arrays; an
         integer column with empty cells is a float64 array marked in
-        :func:`nullable_ints`.
+        :func:`~tsneviz.rundir.nullable_ints`.
 
     Examples:
         >>> cols = typed_columns({'gt_label': ['1', '2'],
@@ -43,43 +53,19 @@ def typed_columns(table: Dict[str, List[str]]) -> Dict[str, np.ndarray]:
         >>> [cols[k].dtype.kind for k in ('gt_label', 'gt_class', 'loss')]
         ['i', 'O', 'f']
     """
-    typed = {}
-    for name, values in table.items():
-        typed[name] = _typed(name, values)
-    return typed
-
-
-def _typed(name: str, values: List[str]) -> np.ndarray:
-    if name in TEXT_COLUMNS:
-        return np.array(values, dtype=object)
-    filled = [v for v in values if v != '']
-    if filled and all(_INT.match(v) for v in filled):
-        if len(filled) == len(values):
-            return np.array([int(v) for v in values], dtype=np.int64)
-        return np.array([float(v) if v != '' else np.nan for v in values])
-    try:
-        return np.array([float(v) if v != '' else np.nan for v in values])
-    except ValueError:
-        return np.array(values, dtype=object)
-
-
-def nullable_ints(table: Dict[str, List[str]]) -> List[str]:
-    """Names of whole-number columns that have empty cells."""
-    return [name for name, values in table.items()
-            if name not in TEXT_COLUMNS and '' in values
-            and any(v != '' for v in values)
-            and all(_INT.match(v) for v in values if v != '')]
+    return {name: typed_column(name, values, keys, exact=True)
+            for name, values in table.items()}
 
 
 def run_columns(run: Run, key: Optional[str]) -> Dict[str, List[str]]:
     """``samples.csv`` as text, with only ``key``'s coordinates if given."""
-    table = read_table(osp.join(run.path, TABLE))
+    table = run.text_table()
     if key is None:
         return table
-    others = [k for k in run.keys if k != key]
+    others = {coord_column(k, a) for k in run.keys if k != key
+              for a in COORD_AXES}
     return {name: values for name, values in table.items()
-            if not any(name in (f'{k}_x', f'{k}_y', f'{k}_z')
-                       for k in others)}
+            if name not in others}
 
 
 class _TableExporter(BaseExporter):
@@ -98,6 +84,7 @@ class _TableExporter(BaseExporter):
                             '--out')
 
 
+@EXPORTERS.register_module(name='parquet')
 class ParquetExporter(_TableExporter):
     """Write the per-sample table as Parquet (needs pandas and pyarrow).
 
@@ -109,17 +96,17 @@ class ParquetExporter(_TableExporter):
     name = 'parquet'
 
     def default_out(self, run: Run, key: Optional[str]) -> str:
-        return osp.join(run.path, 'samples.parquet')
+        return osp.join(run.path, SAMPLES_PARQUET)
 
     def write(self, run: Run, out: str, key: Optional[str]) -> List[str]:
         pd, pa, pq = _parquet_libs()
         self._refuse_run_table(run, out)
         text = run_columns(run, key)
-        frame = pd.DataFrame(typed_columns(text))
-        for name in nullable_ints(text):
+        frame = pd.DataFrame(typed_columns(text, run.keys))
+        for name in nullable_ints(text, run.keys):
             frame[name] = frame[name].astype('Int64')
-        for name in TEXT_COLUMNS:
-            if name in frame:
+        for name, values in text.items():
+            if column_kind(name, run.keys, values) == TEXT:
                 frame[name] = frame[name].astype(str)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.options['features']:
@@ -129,9 +116,10 @@ class ParquetExporter(_TableExporter):
                 table = table.append_column(
                     k, pa.FixedSizeListArray.from_arrays(
                         pa.array(feats.ravel()), feats.shape[1]))
-        return [_atomic(out, lambda f: pq.write_table(table, f))]
+        return [atomic_write(out, lambda f: pq.write_table(table, f))]
 
 
+@EXPORTERS.register_module(name='csv')
 class CsvExporter(_TableExporter):
     """Write the per-sample table as CSV, optionally with the features.
 
@@ -144,7 +132,7 @@ class CsvExporter(_TableExporter):
     name = 'csv'
 
     def default_out(self, run: Run, key: Optional[str]) -> str:
-        return osp.join(run.path, 'samples_export.csv')
+        return osp.join(run.path, SAMPLES_EXPORT)
 
     def write(self, run: Run, out: str, key: Optional[str]) -> List[str]:
         self._refuse_run_table(run, out)
@@ -157,7 +145,6 @@ class CsvExporter(_TableExporter):
         return [write_table(out, columns)]
 
 
-@run_exporter('parquet')
 def export_parquet(run_dir: str, out: Optional[str] = None,
                    key: Optional[str] = None, **options) -> List[str]:
     """Export the per-sample table as Parquet.
@@ -183,7 +170,6 @@ def export_parquet(run_dir: str, out: Optional[str] = None,
     return ParquetExporter(**options).export(run_dir, out, key)
 
 
-@run_exporter('csv')
 def export_csv(run_dir: str, out: Optional[str] = None,
                key: Optional[str] = None, **options) -> List[str]:
     """Export the per-sample table as CSV.

@@ -1,27 +1,35 @@
 """Reduction step: features (N, C) to coordinates (N, 2 or 3).
 
-t-SNE (openTSNE or scikit-learn), UMAP and PCA, all in ``REDUCERS``.
-umap-learn is imported only when a UMAP layout is fitted.
+Every layout method is an entry of :data:`tsneviz.registry.REDUCERS` under
+its ``--method`` name (``tsne``, ``umap``, ``pca``); t-SNE's
+implementations are entries of ``TSNE_BACKENDS`` (``--backend``). umap-learn
+is imported only when a UMAP layout is fitted.
 """
+import numpy as np
+
 from .base import BaseReducer
-from .pca import PCAReducer
-from .tsne import BACKENDS, BaseTSNE, OpenTSNE, SklearnTSNE, build_tsne
-from .umap import UMAPReducer
+from .fields import (LayoutField, add_layout_arguments, field,
+                     layout_fields, layout_keys, reducer_class, reducer_names)
+# Imported in the order ``--method`` lists them: registration order.
+from .tsne import TSNE, BaseTSNE, OpenTSNE, SklearnTSNE, build_tsne  # isort:skip  # noqa: E501
+from .umap import UMAPReducer  # isort:skip
+from .pca import PCAReducer  # isort:skip
 
 __all__ = [
-    'BACKENDS', 'BaseReducer', 'BaseTSNE', 'METHODS', 'OpenTSNE',
-    'PCAReducer', 'SklearnTSNE', 'UMAPReducer', 'build_reducer', 'build_tsne'
+    'BaseReducer', 'BaseTSNE', 'LayoutField', 'OpenTSNE', 'PCAReducer',
+    'add_layout_arguments',
+    'SklearnTSNE', 'TSNE', 'UMAPReducer', 'build_reducer', 'build_tsne',
+    'field', 'fit_layout', 'layout_fields', 'layout_keys', 'reducer_class',
+    'reducer_names'
 ]
-
-METHODS = ('tsne', 'umap', 'pca')
 
 
 def build_reducer(method: str = 'tsne', **settings) -> BaseReducer:
     """Build the reducer of a ``--method`` from its settings.
 
     Args:
-        method (str): ``'tsne'``, ``'umap'`` or ``'pca'``. Defaults to
-            ``'tsne'``.
+        method (str): A key of ``REDUCERS``: ``'tsne'``, ``'umap'``,
+            ``'pca'`` or one registered later. Defaults to ``'tsne'``.
         **settings: Its parameters; for t-SNE ``backend`` too.
 
     Returns:
@@ -31,13 +39,36 @@ def build_reducer(method: str = 'tsne', **settings) -> BaseReducer:
         >>> build_reducer('umap', n_neighbors=10).describe()
         'UMAP · 10 neighbours'
     """
-    from tsneviz.errors import UserError
-    from tsneviz.registry import REDUCERS
-    if method == 'tsne':
-        settings = dict(settings)
-        return build_tsne(settings.pop('backend', 'opentsne'), **settings)
-    types = {'umap': 'UMAP', 'pca': 'PCA'}
-    if method not in types:
-        raise UserError(f'unknown --method {method!r}; choose one of '
-                        f'{", ".join(METHODS)}')
-    return REDUCERS.build(dict(type=types[method], **settings))
+    return reducer_class(method)(**settings)
+
+
+def fit_layout(features: np.ndarray, reducer: BaseReducer,
+               description: str = '',
+               show_progress: bool = True) -> np.ndarray:
+    """Fit any reducer (t-SNE, UMAP, PCA, ...) with a progress bar.
+
+    Args:
+        features (np.ndarray): (N, C) features.
+        reducer (BaseReducer): From :func:`build_reducer`.
+        description (str): Bar label. Defaults to the reducer's name.
+        show_progress (bool): Draw a bar. Defaults to True.
+
+    Returns:
+        np.ndarray: (N, n_components) coordinates.
+
+    Examples:
+        >>> feats = np.random.rand(60, 8).astype(np.float32)
+        >>> fit_layout(feats, build_reducer('pca'), show_progress=False).shape
+        (60, 2)
+    """
+    from tsneviz.progress import progress_bar
+
+    total = reducer.params.get('n_iter', 1)
+    with progress_bar(description or reducer.name, total,
+                      show_progress) as bar:
+
+        def report(done, _total, kl):
+            bar(completed=done,
+                note='' if kl is None else f'KL {kl:.3f}')
+
+        return reducer.fit_transform(features, progress=report)

@@ -12,8 +12,12 @@ class BaseReducer:
     """A layout method: ``fit_transform`` (N, C) features to (N, d) coords.
 
     ``__init__`` only validates and stores (scikit-learn's convention);
-    fitted state ends in an underscore. Subclasses declare ``name``,
-    ``constraints`` and ``defaults``.
+    fitted state ends in an underscore. Subclasses declare ``name`` (for
+    titles), ``constraints`` (the one declaration of what each parameter
+    accepts: validation, config keys, CLI flags and the server's model are
+    read from it), ``defaults`` and ``descriptions`` (the parameters that
+    are command-line flags, with their help), and are registered in
+    :data:`tsneviz.registry.REDUCERS` under their ``--method`` name.
 
     Args:
         **params: Hyper-parameters by name; unknown ones are an error that
@@ -23,6 +27,16 @@ class BaseReducer:
     name = ''
     constraints: dict = {}
     defaults: dict = {}
+    descriptions: dict = {}
+
+    @classmethod
+    def declared(cls) -> dict:
+        """``{parameter: (constraints, {variant: default})}`` of the method.
+
+        The variant is the method itself; t-SNE has one per backend.
+        """
+        return {name: (row, {'': cls.defaults.get(name)})
+                for name, row in cls.constraints.items()}
 
     def __init__(self, **params):
         self.ignored_ = []

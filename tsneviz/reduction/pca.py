@@ -9,7 +9,7 @@ from tsneviz.registry import REDUCERS
 from .base import BaseReducer
 
 
-@REDUCERS.register_module(name='PCA')
+@REDUCERS.register_module(name='pca')
 class PCAReducer(BaseReducer):
     """Principal components (scikit-learn), as 2-D or 3-D coordinates.
 
@@ -17,7 +17,7 @@ class PCAReducer(BaseReducer):
     linearly; t-SNE and UMAP can only add local structure on top.
 
     Examples:
-        >>> reducer = REDUCERS.build(dict(type='PCA'))
+        >>> reducer = REDUCERS.build(dict(type='pca'))
         >>> reducer.fit_transform(np.random.rand(100, 8)).shape
         (100, 2)
     """

@@ -36,7 +36,7 @@ from mmengine.logging import MMLogger
 
 from tsneviz.errors import UserError
 from tsneviz.params import Array, Interval, Options
-from tsneviz.registry import REDUCERS
+from tsneviz.registry import REDUCERS, TSNE_BACKENDS, registered
 
 from .base import BaseReducer
 
@@ -104,6 +104,29 @@ class BaseTSNE(BaseReducer):
     """
 
     own_constraints: dict = {}
+    # The parameters that are command-line flags, with their help; the
+    # defaults are added from ``defaults`` (tsneviz.reduction.fields).
+    descriptions = {
+        'n_components': 'the dimension of results: 2 or 3.',
+        'perplexity': 'The perplexity is related to the number of nearest '
+        'neighbors that is used in other manifold learning algorithms.',
+        'early_exaggeration': 'Controls how tight natural clusters in the '
+        'original space are in the embedded space and how much space will '
+        'be between them.',
+        'learning_rate': "A number, or 'auto' (N / early exaggeration); "
+        "mmpretrain's tool: 200.",
+        'n_iter': 'Maximum number of iterations for the optimization, early '
+        'exaggeration included. Should be at least 250.',
+        'n_iter_without_progress': 'Maximum number of iterations without '
+        'progress before we abort the optimization (-1: never); opentsne '
+        'counts a KL gain below 1% (kl_tol) as none.',
+        'init': 'The init method: pca, random or spectral (opentsne only); '
+        "mmpretrain's tool: random.",
+        'metric': 'Distance in feature space.',
+        'pca_dims': 'PCA to this many dimensions before the neighbour '
+        'search; 0 turns it off.',
+        'n_jobs': 'Threads for the layout (-1: all cores).',
+    }
 
     def __init__(self, **params):
         self.constraints = {**COMMON_CONSTRAINTS, **self.own_constraints}
@@ -209,7 +232,7 @@ def _start_layout(init):
     return rescale(np.asarray(init, dtype=np.float64), target_std=1e-4)
 
 
-@REDUCERS.register_module(name='OpenTSNE')
+@TSNE_BACKENDS.register_module(name='opentsne')
 class OpenTSNE(BaseTSNE):
     """FFT-accelerated t-SNE from openTSNE (Poličar et al., 2024).
 
@@ -243,7 +266,7 @@ class OpenTSNE(BaseTSNE):
       45.4 s with 1 and 14.3 s with 2, trustworthiness 0.9976 vs 0.9975.
 
     Examples:
-        >>> reducer = REDUCERS.build(dict(type='OpenTSNE', perplexity=20.0))
+        >>> reducer = REDUCERS.build(dict(type='tsne', perplexity=20.0))
         >>> coords = reducer.fit_transform(np.random.rand(500, 64))
         >>> coords.shape
         (500, 2)
@@ -350,7 +373,7 @@ class OpenTSNE(BaseTSNE):
         return self.embedding_
 
 
-@REDUCERS.register_module(name='SklearnTSNE')
+@TSNE_BACKENDS.register_module(name='sklearn')
 class SklearnTSNE(BaseTSNE):
     """Barnes-Hut t-SNE from scikit-learn, for parity with mmpretrain.
 
@@ -360,7 +383,8 @@ class SklearnTSNE(BaseTSNE):
     since 1.5).
 
     Examples:
-        >>> reducer = REDUCERS.build(dict(type='SklearnTSNE', n_iter=250))
+        >>> reducer = REDUCERS.build(dict(type='tsne', backend='sklearn',
+        ...                                 n_iter=250))
         >>> reducer.fit_transform(np.random.rand(200, 16)).shape
         (200, 2)
     """
@@ -403,15 +427,59 @@ class SklearnTSNE(BaseTSNE):
         return self.embedding_
 
 
-BACKENDS = {'opentsne': 'OpenTSNE', 'sklearn': 'SklearnTSNE'}
+@REDUCERS.register_module(name='tsne')
+class TSNE(BaseReducer):
+    """``--method tsne``: one of :data:`~tsneviz.registry.TSNE_BACKENDS`.
+
+    Building it returns the backend's reducer (:class:`OpenTSNE` or
+    :class:`SklearnTSNE`, or any backend registered later), so ``backend``
+    is a nested choice of the method rather than a method of its own.
+
+    Args:
+        backend (str): A key of ``TSNE_BACKENDS``. Defaults to
+            ``'opentsne'``.
+        **params: The backend's hyper-parameters.
+
+    Examples:
+        >>> type(REDUCERS.build(dict(type='tsne', backend='sklearn')))
+        <class 'tsneviz.reduction.tsne.SklearnTSNE'>
+    """
+
+    name = 't-SNE'
+    descriptions = dict(
+        backend='t-SNE implementation: opentsne (FFT-accelerated) or '
+        "sklearn (Barnes-Hut, for parity with mmpretrain's tool).",
+        **BaseTSNE.descriptions)
+
+    def __new__(cls, backend: str = 'opentsne', **params):
+        backends = registered(TSNE_BACKENDS)
+        if backend not in backends:
+            raise UserError(f'unknown t-SNE backend {backend!r}; choose one '
+                            f'of {", ".join(backends)}')
+        return backends[backend](**params)
+
+    @classmethod
+    def declared(cls) -> dict:
+        """Every backend's parameters, with each backend's default."""
+        backends = registered(TSNE_BACKENDS)
+        table = {'backend': ([Options(list(backends))],
+                             {'': next(iter(backends))})}
+        for key, impl in backends.items():
+            for name, row in {**COMMON_CONSTRAINTS,
+                              **impl.own_constraints}.items():
+                table.setdefault(name, (row, {}))[1][key] = \
+                    impl.defaults.get(name)
+        return table
 
 
 def build_tsne(backend: str = 'opentsne', **params) -> BaseTSNE:
     """Build a t-SNE reducer from a ``--backend`` name and parameters.
 
+    The same as ``build_reducer('tsne', backend=backend, **params)``.
+
     Args:
-        backend (str): ``'opentsne'`` or ``'sklearn'``. Defaults to
-            ``'opentsne'``.
+        backend (str): A key of ``TSNE_BACKENDS`` (``'opentsne'`` or
+            ``'sklearn'``). Defaults to ``'opentsne'``.
         **params: Hyper-parameters; a parameter left out takes the
             backend's default.
 
@@ -422,7 +490,4 @@ def build_tsne(backend: str = 'opentsne', **params) -> BaseTSNE:
         >>> build_tsne('sklearn', perplexity=10.0).params['perplexity']
         10.0
     """
-    if backend not in BACKENDS:
-        raise UserError(f'unknown t-SNE backend {backend!r}; choose one of '
-                        f'{", ".join(BACKENDS)}')
-    return REDUCERS.build(dict(type=BACKENDS[backend], **params))
+    return TSNE(backend=backend, **params)

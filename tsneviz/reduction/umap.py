@@ -37,7 +37,7 @@ def import_umap():
     return umap
 
 
-@REDUCERS.register_module(name='UMAP')
+@REDUCERS.register_module(name='umap')
 class UMAPReducer(BaseReducer):
     """UMAP (McInnes et al., 2018) through umap-learn.
 
@@ -45,7 +45,7 @@ class UMAPReducer(BaseReducer):
     50 dimensions first as for t-SNE, and a fixed seed so that runs repeat.
 
     Examples:
-        >>> reducer = REDUCERS.build(dict(type='UMAP', n_neighbors=10))
+        >>> reducer = REDUCERS.build(dict(type='umap', n_neighbors=10))
         >>> reducer.fit_transform(np.random.rand(300, 16)).shape
         (300, 2)
     """
@@ -61,6 +61,9 @@ class UMAPReducer(BaseReducer):
         'n_jobs': [Interval(numbers.Integral, -1)],
         'pca_dims': [None, Interval(numbers.Integral, 0)],
     }
+    # The flags of its own (the shared ones are described by t-SNE).
+    descriptions = {'n_neighbors': 'UMAP neighbourhood size.',
+                    'min_dist': 'UMAP minimum distance.'}
     # n_jobs is accepted for a common CLI, but a seeded UMAP runs on one
     # thread (see fit_transform).
     defaults = dict(n_components=2, n_neighbors=15, min_dist=0.1,

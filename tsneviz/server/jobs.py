@@ -32,7 +32,7 @@ import uuid
 from typing import Dict, List, Optional
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import write_json
+from tsneviz.rundir import log_file, write_json
 from tsneviz.server.errors import Conflict, Forbidden, TooManyRequests
 from tsneviz.server.jobspec import ALLOWED_OPTIONS, check_job
 
@@ -336,7 +336,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _last_log_line(work_dir: str, since: Optional[float]) -> Optional[str]:
-    """Last line of the newest ``tsne.log`` under ``work_dir``.
+    """Last line of the newest run log (``<method>.log``) under ``work_dir``.
 
     ``run_vis_tsne`` reports its phases to that log; reading it tells the
     phase without a hook into the run.
@@ -344,7 +344,8 @@ def _last_log_line(work_dir: str, since: Optional[float]) -> Optional[str]:
     if since is None:
         return None
     logs = []
-    for path in glob.glob(osp.join(work_dir, 'tsne_*', 'tsne.log')):
+    # any layout's log: tsne.log, umap.log, pca.log (rundir.log_file)
+    for path in glob.glob(osp.join(work_dir, 'tsne_*', log_file('*'))):
         try:
             mtime = osp.getmtime(path)
         except OSError:

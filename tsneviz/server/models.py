@@ -8,6 +8,8 @@ from typing import Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tsneviz.server.layout import MAX_ITER, MAX_PCA_DIMS, MAX_THREADS, TsneIn
+
 __all__ = ['Error', 'RunSummary', 'RunList', 'Point', 'Points', 'Neighbor',
            'Neighbors', 'ClusterRow', 'Clusters', 'SelectionIn', 'Selection',
            'Selections', 'SplitsIn', 'Splits', 'TsneIn', 'JobIn', 'Job',
@@ -27,12 +29,8 @@ MAX_SELECTION_PAGE = 500
 MAX_WORKERS = 8
 #: Largest batch of a job.
 MAX_BATCH = 1024
-#: Most t-SNE threads (``tsne.n_jobs``) of a job.
-MAX_THREADS = 8
-#: Most PCA dimensions before t-SNE.
-MAX_PCA_DIMS = 1024
-#: Most t-SNE iterations.
-MAX_ITER = 10_000
+# The t-SNE caps (MAX_THREADS, MAX_PCA_DIMS, MAX_ITER) are in
+# tsneviz.server.layout, with the fields they cap.
 
 
 class _Strict(BaseModel):
@@ -198,22 +196,6 @@ class Splits(BaseModel):
     strata: Dict[str, Dict[str, float]]
 
 
-class TsneIn(_Strict):
-    """t-SNE flags of tools/vis_tsne.py; None keeps the config's value."""
-    perplexity: Optional[float] = Field(None, gt=0, le=10_000)
-    n_iter: Optional[int] = Field(None, ge=250, le=MAX_ITER)
-    n_components: Optional[Literal[2, 3]] = None
-    learning_rate: Optional[Union[float, Literal['auto']]] = None
-    early_exaggeration: Optional[float] = Field(None, gt=0)
-    n_iter_without_progress: Optional[int] = Field(None, ge=1,
-                                                   le=MAX_ITER)
-    init: Optional[Literal['pca', 'random', 'spectral']] = None
-    backend: Optional[Literal['opentsne', 'sklearn']] = None
-    metric: Optional[Literal['euclidean', 'cosine']] = None
-    pca_dims: Optional[int] = Field(None, ge=0, le=MAX_PCA_DIMS)
-    n_jobs: Optional[int] = Field(None, ge=1, le=MAX_THREADS)
-
-
 class JobIn(_Strict):
     """A new extraction + t-SNE run (``tools/vis_tsne.py``)."""
     config: str = Field(description='config name RELATIVE to the server\'s '
@@ -232,7 +214,10 @@ class JobIn(_Strict):
     batch_size: Optional[int] = Field(None, ge=1, le=MAX_BATCH)
     num_workers: Optional[int] = Field(None, ge=0, le=MAX_WORKERS)
     token_pool: Literal['mean', 'cls'] = 'mean'
-    tsne: TsneIn = Field(default_factory=TsneIn)
+    tsne: TsneIn = Field(default_factory=TsneIn, description='layout '
+                         'parameters; those of tsneviz.reduction\'s t-SNE '
+                         'reducers, with the same bounds and the server\'s '
+                         'caps on top')
     cfg_options: Dict[str, Union[str, int, float, bool, None,
                                  List[Union[str, int, float, bool]]]] = Field(
         default_factory=dict, description='--cfg-options; only the keys '
@@ -253,7 +238,8 @@ class Job(BaseModel):
     finished: Optional[str] = None
     elapsed_s: Optional[float] = None
     progress: Optional[str] = Field(None, description='last line of the '
-                                    'run\'s tsne.log while it runs')
+                                    'run\'s log (tsne.log, umap.log or '
+                                    'pca.log) while it runs')
     run: Optional[str] = Field(None, description='run id when done')
     run_dir: Optional[str] = None
     error: Optional[str] = None

@@ -1,0 +1,432 @@
+"""The explorer page in a real headless Chromium, on a real demo run.
+
+Chromium comes from Debian (``/usr/bin/chromium``, installed by ``make
+browser``, which ``make test`` runs) and is driven by Playwright's Python package; the
+page is opened from ``file://`` and every interaction is a real mouse
+event. ``window.tsneviz`` is used only to read state and to map data
+coordinates to the screen.
+"""
+import csv
+import json
+import os
+import os.path as osp
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
+                 '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync',
+                 '--no-first-run']
+ARTIFACTS = osp.join(REPO, 'test-artifacts')
+VIEWPORT = dict(width=1400, height=900)
+# A point this close (screen pixels) to the lasso's edge may fall either
+# way by rounding; it is left out of the comparison.
+EDGE_PX = 3.0
+
+
+def ensure_chromium() -> str:
+    """Debian's chromium; ``make browser`` (called by ``make test``) installs
+    it, so that tests install nothing themselves."""
+    if not osp.isfile(CHROMIUM):
+        pytest.fail(f'{CHROMIUM} is missing: run `make browser` (as root), '
+                    'or `apt-get install -y chromium`')
+    return CHROMIUM
+
+
+@pytest.fixture(scope='module')
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail('the playwright package is missing: pip install -r '
+                    'requirements/tests.txt')
+    executable = ensure_chromium()
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable,
+                                      args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope='module')
+def demo_run(tmp_path_factory, digits_options):
+    """A real run of the demo model on the digits, 20 per class, and its
+    explorer."""
+    from tsneviz.apis import run_vis_tsne
+    from tsneviz.explorer import write_explorer
+
+    work_dir = str(tmp_path_factory.mktemp('explorer') / 'work')
+    run_dir = run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, work_dir=work_dir,
+                           cfg_options=dict(digits_options),
+                           max_num_samples=20,
+                           tsne=dict(perplexity=10.0, n_iter=300),
+                           show_progress=False)
+    return run_dir, write_explorer(run_dir, k=9)
+
+
+def test_explorer_files(demo_run):
+    from tsneviz.rundir import Run
+
+    run_dir, page = demo_run
+    assert page == osp.join(run_dir, 'index.html')
+    run = Run(run_dir)
+    text = open(page, encoding='utf-8').read()
+    # standalone: Bokeh inlined, nothing fetched from a CDN
+    assert 'cdn.bokeh.org' not in text
+    assert '<script src=' not in text and '<link ' not in text
+    # thumbnails by relative path, never inlined per point: the only
+    # inline images are Bokeh's own toolbar icons
+    from bokeh.resources import Resources
+    bokeh_js = Resources(mode='inline',
+                         components=['bokeh', 'bokeh-gl']).render_js()
+    assert text.count('data:image') == bokeh_js.count('data:image')
+    assert 'thumbs/{thumb}.png' in text
+    # a WebGL scatter (the page falls back to Bokeh's canvas only where
+    # the browser's WebGL is a software rasteriser)
+    assert '"output_backend":"webgl"' in text
+    assert len(text) < 2_500_000
+    manifest = run.manifest
+    assert manifest['explorer']['k'] == 9
+    assert manifest['explorer']['n_thumbnails'] == len(run) == 200
+    for name in manifest['outputs']:
+        assert osp.isfile(osp.join(run_dir, name)), name
+    assert 'index.html' in manifest['outputs']
+    assert 'thumbs/0.png' in manifest['outputs']
+    assert osp.isfile(osp.join(run_dir, 'neighbors_feat_3.npz'))
+    # run.json stays the last file written
+    newest = max(os.listdir(run_dir),
+                 key=lambda n: os.stat(osp.join(run_dir, n)).st_mtime_ns)
+    assert newest == 'run.json'
+
+
+def test_with_config_changes_only_urls(demo_run):
+    from tsneviz.errors import UserError
+    from tsneviz.explorer import CONFIG_ID, with_config
+
+    _, page = demo_run
+    text = open(page, encoding='utf-8').read()
+    served = with_config(text, base_url='/runs/r1/',
+                         image_url='/api/runs/r1/images/{index}')
+    assert len(served) - len(text) < 200
+    start = served.index(f'<script id="{CONFIG_ID}"')
+    block = served[start:served.index('</script>', start)]
+    config = json.loads(block[block.index('>') + 1:])
+    assert config['base_url'] == '/runs/r1/'
+    assert config['thumb_url'] == 'thumbs/{thumb}.png'
+    with pytest.raises(UserError, match='unknown'):
+        with_config(text, thumbs='x')
+
+
+def _inside(points: np.ndarray, polygon: np.ndarray):
+    """Inside/outside of a closed polygon, and points too near its edge."""
+    from matplotlib.path import Path
+
+    inside = Path(polygon).contains_points(points)
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    ab = b - a
+    t = np.clip(((points[:, None] - a[None]) * ab[None]).sum(-1)
+                / (ab * ab).sum(-1)[None], 0, 1)
+    nearest = a[None] + t[..., None] * ab[None]
+    edge = np.linalg.norm(points[:, None] - nearest, axis=-1).min(1)
+    return inside, edge < EDGE_PX
+
+
+def _wait_ready(page):
+    page.wait_for_function('window.tsneviz && window.tsneviz.ready',
+                           timeout=60_000)
+
+
+def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
+    """The whole flow with real mouse events; ``origin``: the only URL
+    prefix the page may request (besides its own blob: downloads)."""
+    from tsneviz.exporters.selection import read_indices
+    from tsneviz.exporters.splits import write_annotation
+    from tsneviz.rundir import Run
+
+    run = Run(run_dir)
+    index = run.table['index'].astype(int)
+    labels = run.labels
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    requests, errors = [], []
+    page.on('request', lambda r: requests.append(r.url))
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(url)
+    _wait_ready(page)
+    assert page.evaluate('tsneviz.source.data.x.length') == len(run)
+    # Chromium runs with --disable-gpu: its WebGL, if it has one, is a
+    # software rasteriser, so the 'auto' backend must have drawn on Bokeh's
+    # canvas and said so
+    renderer = page.evaluate('tsneviz.glRenderer || null')
+    assert renderer is None or re.search(
+        'swiftshader|llvmpipe|softpipe|software', renderer, re.I), renderer
+    assert page.evaluate('tsneviz.webgl') is False
+    assert page.locator('#tsneviz-status').inner_text() == \
+        'canvas (no hardware WebGL)'
+
+    # hover: the sample's thumbnail, label, prediction, score and loss
+    # (the point whose neighbourhood on screen is emptiest, so the hover
+    # picks it and not a point drawn on top of it)
+    screen = np.array(page.evaluate(
+        f'Array.from({{length: {len(run)}}}, (_, i) => tsneviz.toScreen(i))'
+        '.map(p => [p.x, p.y])'))
+    gaps = np.linalg.norm(screen[:, None] - screen[None], axis=-1)
+    np.fill_diagonal(gaps, np.inf)
+    target = int(gaps.min(1).argmax())
+    page.mouse.move(*screen[target])
+    page.wait_for_selector('#tsneviz-hover:not([hidden])')
+    hovered = page.locator('#tsneviz-hover .sample')
+    assert hovered.get_attribute('data-position') == str(target)
+    img = page.locator('#tsneviz-hover img')
+    assert img.get_attribute('src') == f'thumbs/{target}.png'
+    page.wait_for_function(
+        '() => { const i = document.querySelector("#tsneviz-hover img");'
+        ' return i && i.complete && i.naturalWidth > 0; }')
+    caption = page.locator('#tsneviz-hover figcaption').inner_text()
+    assert f'#{index[target]}' in caption
+    assert 'pred' in caption and 'score' in caption and 'loss' in caption
+
+    # click: its 9 nearest neighbours, mostly of its own class
+    page.mouse.click(*screen[target])
+    page.wait_for_selector(
+        f'#tsneviz-focus[data-position="{target}"][data-ready="1"]')
+    page.wait_for_function(
+        '() => { const i = document.querySelector("#focus-sample img");'
+        ' return i && i.complete && i.naturalWidth > 0; }')
+    neighbours = page.locator('#tsneviz-neighbors .sample')
+    assert neighbours.count() == 9
+    gts = [int(neighbours.nth(i).get_attribute('data-gt'))
+           for i in range(9)]
+    assert sum(g == labels[target] for g in gts) >= 6, gts
+    stored = np.load(osp.join(run_dir, 'neighbors_feat_3.npz'))['indices']
+    positions = [int(neighbours.nth(i).get_attribute('data-position'))
+                 for i in range(9)]
+    assert positions == stored[target, :9].tolist()
+    # clicking a neighbour moves the focus to it
+    neighbours.nth(2).click()
+    page.wait_for_selector(
+        f'#tsneviz-focus[data-position="{positions[2]}"][data-ready="1"]')
+
+    # colour and filter switches
+    page.select_option('#color-by', 'loss')
+    assert page.locator('#tsneviz-colorbar').is_visible()
+    page.select_option('#color-by', 'gt')
+    n_wrong = int((run.table['pred_label'] != run.table['gt_label']).sum())
+    page.select_option('#filter', 'misclassified')
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(n_wrong)
+    page.select_option('#filter', 'all')
+    page.locator('#tsneviz-legend .legend-item[data-value="0"]').click()
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(len(run) - int((labels == 0).sum()))
+    page.locator('#legend-all').click()
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(len(run))
+
+    # lasso (the default drag tool): a real drag around a pentagon
+    frame = page.evaluate('tsneviz.frameRect()')
+    cx = frame['left'] + frame['width'] * 0.5
+    cy = frame['top'] + frame['height'] * 0.5
+    radius = 0.42 * min(frame['width'], frame['height'])
+    angles = np.linspace(0, 2 * np.pi, 5, endpoint=False) + 0.3
+    corners = np.stack([cx + radius * np.cos(angles),
+                        cy + radius * np.sin(angles)], 1)
+    path = np.concatenate([np.linspace(corners[i], corners[(i + 1) % 5], 12,
+                                       endpoint=False) for i in range(5)])
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y)
+    page.mouse.move(*path[0])
+    page.mouse.up()
+    page.wait_for_function(
+        'Number(document.getElementById("tsneviz-selection")'
+        '.dataset.count) > 0')
+    selected = set(page.evaluate('tsneviz.state.selection'))
+    inside, near_edge = _inside(screen, path)
+    sure = ~near_edge
+    expected = set(np.flatnonzero(inside & sure).tolist())
+    assert 0 < len(expected) < len(run)
+    assert selected & set(np.flatnonzero(sure)) == expected
+    shown = page.locator('#selection-grid .sample')
+    assert shown.count() == min(len(selected), 120)
+
+    # the selection as CSV, read back by tsneviz's own reader
+    with page.expect_download() as info:
+        page.click('#download-csv')
+    csv_path = str(tmp_path / 'selection.csv')
+    info.value.save_as(csv_path)
+    rows = list(csv.DictReader(open(csv_path, newline='')))
+    chosen = sorted(selected)
+    assert read_indices(csv_path) == [int(index[p]) for p in chosen]
+    assert [r['img_path'] for r in rows] == \
+        [run.image_paths[p] for p in chosen]
+    assert [int(r['gt_label']) for r in rows] == labels[chosen].tolist()
+
+    # ... and as annotation lines with a typed label, as write_annotation
+    page.fill('#annotation-label', '7')
+    with page.expect_download() as info:
+        page.click('#download-annotation')
+    ann_path = str(tmp_path / 'selection.txt')
+    info.value.save_as(ann_path)
+    reference = str(tmp_path / 'reference.txt')
+    write_annotation(reference, [run.image_paths[p] for p in chosen],
+                     [7] * len(chosen), run.manifest.get('data_prefix'))
+    assert open(ann_path).read() == open(reference).read()
+    assert not open(ann_path).read().startswith('/')
+
+    if screenshot:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        page.screenshot(path=osp.join(ARTIFACTS, screenshot))
+    context.close()
+
+    assert not errors, errors
+    # nothing but the page's own folder (or server); downloads are blob:
+    # URLs made in the page
+    remote = [u for u in requests
+              if not u.startswith((origin, 'blob:' + origin))]
+    assert not remote, remote
+    assert any(u.endswith('/explorer/neighbors.js') for u in requests)
+    return requests
+
+
+def test_explorer_in_chromium(browser, demo_run, tmp_path):
+    run_dir, page_path = demo_run
+    requests = explore(browser, run_dir, pathlib.Path(page_path).as_uri(),
+                       'file://', tmp_path, screenshot='explorer.png')
+    assert all(u.startswith(('file://', 'blob:file://')) for u in requests)
+
+
+def test_explorer_served(browser, demo_run, tmp_path):
+    """The same page and flow from tsneviz.server on loopback."""
+    import httpx
+
+    from tsneviz.server.app import create_app
+    from tests.test_server.test_app import Served
+
+    run_dir, _ = demo_run
+    (tmp_path / 'served').mkdir()
+    served = Served(create_app(run_dir))
+    try:
+        run_id = httpx.get(served.url + '/api/runs').json()
+        run_id = (run_id['runs'] if isinstance(run_id, dict)
+                  else run_id)[0]['id']
+        requests = explore(browser, run_dir, f'{served.url}/runs/{run_id}/',
+                           served.url, tmp_path / 'served')
+    finally:
+        served.stop()
+    # served, the focused sample's full image comes from the image API
+    assert any(f'/api/runs/{run_id}/images/' in u for u in requests)
+
+
+# ---- what the page is made of (no browser) ----------------------------------
+
+def _samples_js(run_dir):
+    text = open(osp.join(run_dir, 'explorer', 'samples.js'),
+                encoding='utf-8').read()
+    prefix = 'window.__tsneviz_samples = '
+    assert text.startswith(prefix) and text.endswith(';\n')
+    return json.loads(text[len(prefix):-2])
+
+
+def test_samples_hold_the_downloads(demo_run):
+    """The CSV rows and annotation paths are made in Python, in the
+    columns of the selection module and as splits.annotation_path makes
+    them; the page only joins the selected ones."""
+    from tsneviz.exporters.selection import CSV_COLUMNS
+    from tsneviz.exporters.splits import annotation_path
+    from tsneviz.rundir import Run
+
+    run_dir, _ = demo_run
+    run = Run(run_dir)
+    samples = _samples_js(run_dir)
+    assert samples['header'] == ','.join(CSV_COLUMNS)
+    assert len(samples['rows']) == len(samples['ann']) == len(run)
+    rows = list(csv.DictReader([samples['header']] + samples['rows']))
+    assert [int(r['index']) for r in rows] == \
+        run.table['index'].astype(int).tolist()
+    assert [int(r['position']) for r in rows] == list(range(len(run)))
+    assert [r['img_path'] for r in rows] == run.image_paths
+    assert [int(r['gt_label']) for r in rows] == run.labels.tolist()
+    assert [r['gt_class'] for r in rows] == \
+        [str(c) for c in run.table['gt_class']]
+    assert [int(r['pred_label']) for r in rows] == \
+        run.table['pred_label'].astype(int).tolist()
+    np.testing.assert_allclose([float(r['loss']) for r in rows],
+                               run.table['loss'], rtol=1e-5)
+    prefix = run.manifest['data_prefix']
+    assert samples['ann'] == [annotation_path(p, prefix)
+                              for p in run.image_paths]
+
+
+@pytest.mark.parametrize('prefix', [None, '/data/val', '/data/val/a'])
+def test_annotation_paths_as_splits_makes_them(prefix):
+    from tsneviz.explorer.data import annotation_paths
+    from tsneviz.exporters.splits import annotation_path
+
+    paths = ['/data/val/a/1.png', '/data/val/a/2.png', '/data/val/b/1.png',
+             '/data/val/./a/3.png', '/data/other/x.png', '/top.png',
+             'rel/a/1.png', 'plain.png', '', '/data/val/a/b c,"d".png']
+    assert annotation_paths(paths, prefix) == \
+        [annotation_path(p, prefix) for p in paths]
+
+
+def test_numbers_spelled_as_javascript(browser):
+    """Scores and losses in the CSV read as the page's script used to
+    write them: ``String(Number(v.toPrecision(6)))`` of a float32."""
+    from tsneviz.explorer.data import _number
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.random(200), rng.random(200) ** 12, 10 ** rng.uniform(
+            -12, 25, 300), [0, -0.0, 1, 100, 12.5, 1e-6, 9.999999e-7, 1e16,
+                            1e21, -2.5e-5, 12.34375, 302886.5]]).astype(
+                                np.float32)
+    page = browser.new_page()
+    spelled = page.evaluate(
+        'vs => vs.map(v => String(Number(Math.fround(v).toPrecision(6))))',
+        values.tolist())
+    page.close()
+    assert [_number(float(v)) for v in values] == spelled
+    assert _number(float('nan')) == '' and _number(float('inf')) == ''
+
+
+def test_page_escapes_what_it_inserts():
+    """Text is escaped, data is JSON the script can parse back, and the
+    config block stays where with_config finds it."""
+    from bokeh.plotting import figure
+
+    from tsneviz.explorer import CONFIG_ID, DEFAULT_CONFIG, with_config
+    from tsneviz.explorer.page import render
+
+    title = 'run <q7>&"\'</script>'
+    meta = dict(n=1, legends=dict(legends=dict(gt=[dict(
+        value=0, label='</script><script>alert(1)</script>')])))
+    config = dict(DEFAULT_CONFIG, run='a</script>b')
+    plot = figure()
+    plot.scatter([0], [0])
+    text = render(title, config, meta, plot)
+    plain = render('run', DEFAULT_CONFIG, dict(n=1, legends=dict(
+        legends=dict(gt=[]))), plot)
+    assert '<q7>' not in text and '&lt;q7&gt;' in text
+    # no inserted value ends a <script> element early
+    assert text.count('</script>') == plain.count('</script>')
+    assert 'correct / misclassified' not in text  # a mode without data
+    for element_id, expected in ((CONFIG_ID, config),
+                                 ('tsneviz-data', meta)):
+        start = text.index(f'<script id="{element_id}"')
+        block = text[text.index('>', start) + 1:text.index('</script>',
+                                                           start)]
+        assert json.loads(block) == expected
+    served = with_config(text, base_url='/runs/r/')
+    start = served.index(f'<script id="{CONFIG_ID}"')
+    block = served[served.index('>', start) + 1:served.index('</script>',
+                                                             start)]
+    assert json.loads(block) == dict(config, base_url='/runs/r/')
+    assert text.endswith('</html>\n')

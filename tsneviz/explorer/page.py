@@ -1,0 +1,200 @@
+"""The explorer page: the Bokeh scatter and ``index.html`` around it.
+
+:func:`figure` builds the Bokeh document (one mapper per colour mode, the
+overlays for selection and focus, tools that forward their events to the
+page's script); :func:`render` fills the page template
+(``templates/index.html.j2``) with it, the package's CSS and JavaScript
+(``static/``) and Bokeh's own script, inlined so the page opens from
+``file://`` with no network.
+"""
+import functools
+from importlib import resources
+
+import numpy as np
+
+from tsneviz.explorer.config import CONFIG_ID
+from tsneviz.explorer.data import GREY
+
+__all__ = ['COLOR_MODES', 'SELECTION_SHOWN', 'figure', 'render']
+
+#: Colour modes (value, label), in the order of the page's menu.
+COLOR_MODES = (('gt', 'label'), ('pred', 'prediction'),
+               ('correct', 'correct / misclassified'), ('cluster', 'cluster'),
+               ('loss', 'loss'))
+
+#: Thumbnails drawn in the selection panel; the download holds them all.
+SELECTION_SHOWN = 120
+
+
+@functools.lru_cache(maxsize=None)
+def _resource(*parts: str) -> str:
+    """Text of a file shipped in this package (``static/``, ``templates/``).
+    """
+    path = resources.files(__package__).joinpath(*parts)
+    return path.read_text(encoding='utf-8')
+
+
+def _point_size(n: int) -> float:
+    """Marker diameter in screen pixels: big for hundreds, 3 px at 10k+."""
+    return float(np.clip(120.0 / np.sqrt(max(n, 1)), 3.0, 10.0))
+
+
+def _mappers(data: dict, legend: dict, has_cluster: bool) -> dict:
+    """One colour mapper per mode, named ``mapper-<mode>`` for the script.
+
+    Also records the loss colour bar's range and colours in ``legend``.
+    """
+    from bokeh.models import LinearColorMapper, LogColorMapper
+    from bokeh.palettes import Viridis256
+
+    palette = legend['palette']
+    mappers = dict(
+        gt=LinearColorMapper(name='mapper-gt', palette=palette,
+                             low=-0.5, high=len(palette) - 0.5,
+                             low_color=GREY, high_color=GREY),
+        pred=LinearColorMapper(name='mapper-pred',
+                               palette=legend['pred_palette'],
+                               low=-0.5,
+                               high=len(legend['pred_palette']) - 0.5,
+                               low_color=GREY, high_color=GREY),
+        correct=LinearColorMapper(name='mapper-correct',
+                                  palette=['#d62728', '#2ca02c'],
+                                  low=-0.5, high=1.5, low_color=GREY,
+                                  high_color=GREY))
+    if has_cluster:
+        items = legend['legends']['cluster']
+        colors = [item['color'] for item in items if item['value'] >= 0]
+        top = max([item['value'] for item in items] + [0])
+        full = [GREY] * (top + 1)
+        for item in items:
+            if item['value'] >= 0:
+                full[item['value']] = item['color']
+        mappers['cluster'] = LinearColorMapper(
+            name='mapper-cluster', palette=full or colors or [GREY],
+            low=-0.5, high=top + 0.5, low_color=GREY, high_color=GREY)
+    loss = data['loss'][np.isfinite(data['loss'])]
+    # loss spans decades (1e-4 for easy samples, 5+ for wrong ones): a log
+    # scale from the 1st percentile keeps both ends apart
+    low = float(max(np.percentile(loss, 1), 1e-6)) if len(loss) else 1e-3
+    high = float(max(loss.max(), low * 10)) if len(loss) else 1.0
+    mappers['loss'] = LogColorMapper(
+        name='mapper-loss', palette=Viridis256, low=low, high=high,
+        low_color=Viridis256[0], high_color=Viridis256[-1], nan_color=GREY)
+    legend['loss_range'] = [low, high]
+    legend['loss_colors'] = [Viridis256[i] for i in range(0, 256, 32)] + \
+        [Viridis256[-1]]
+    return mappers
+
+
+def figure(data: dict, legend: dict, has_cluster: bool):
+    """The Bokeh scatter, its models named for the page's script.
+
+    Args:
+        data (dict): Plot columns (:func:`tsneviz.explorer.data.columns`).
+        legend (dict): :func:`tsneviz.explorer.data.legends`; the loss
+            colour bar (``loss_range``, ``loss_colors``) is added to it.
+        has_cluster (bool): Whether to colour by cluster too.
+
+    Returns:
+        bokeh.plotting.figure: The plot (``tsneviz-plot``) with the sources
+        ``tsneviz-source``, ``-chosen``, ``-focus``, ``-near``, the filter
+        ``tsneviz-filter`` and the mappers ``mapper-<mode>``.
+    """
+    from bokeh.events import SelectionGeometry
+    from bokeh.models import (BoxSelectTool, CDSView, ColumnDataSource,
+                              CustomJS, HoverTool, IndexFilter,
+                              LassoSelectTool, PanTool, ResetTool, TapTool,
+                              WheelZoomTool)
+    from bokeh.plotting import figure as bokeh_figure
+
+    n = len(data['x'])
+    mappers = _mappers(data, legend, has_cluster)
+    source = ColumnDataSource(data=data, name='tsneviz-source')
+    view = CDSView(filter=IndexFilter(name='tsneviz-filter'))
+    # The select tools select no renderer: the page takes the lasso/box
+    # geometry Bokeh reports (once, on release) and marks the points with
+    # an overlay. Bokeh's own selection redraws every point with its
+    # selection/nonselection glyphs: 2.7 s per lasso at 100k points here,
+    # against about 50 ms for the overlay.
+    lasso = LassoSelectTool(name='tool-lasso', continuous=False,
+                            renderers=[])
+    box = BoxSelectTool(name='tool-box', continuous=False, renderers=[])
+    wheel = WheelZoomTool(name='tool-wheel')
+    plot = bokeh_figure(name='tsneviz-plot', output_backend='webgl',
+                        sizing_mode='stretch_both', match_aspect=True,
+                        tools=[lasso, box, PanTool(name='tool-pan'), wheel,
+                               ResetTool()],
+                        active_drag=lasso, active_scroll=wheel,
+                        toolbar_location='above', min_border=10)
+    plot.axis.visible = False
+    plot.grid.visible = False
+    plot.toolbar.logo = None
+    alpha = 0.85 if n <= 10_000 else 0.6
+    points = plot.scatter('x', 'y', source=source, view=view,
+                          name='tsneviz-points', size=_point_size(n),
+                          fill_color=dict(field='gt',
+                                          transform=mappers['gt']),
+                          line_color=None, fill_alpha=alpha)
+    # the selection, and rings around the focused sample and its
+    # neighbours; none of them hit-tested
+    chosen = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-chosen')
+    plot.scatter('x', 'y', source=chosen, size=_point_size(n) + 2,
+                 fill_alpha=0, line_color='#000000', line_width=1.2,
+                 line_alpha=0.8)
+    focus = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-focus')
+    near = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-near')
+    plot.scatter('x', 'y', source=near, size=max(_point_size(n) + 8, 12),
+                 fill_alpha=0, line_color='#ff7f0e', line_width=2)
+    plot.scatter('x', 'y', source=focus, size=max(_point_size(n) + 12, 16),
+                 fill_alpha=0, line_color='#000000', line_width=3)
+    # The page's script does the work; these only forward Bokeh's events.
+    plot.add_tools(
+        HoverTool(name='tool-hover', renderers=[points], tooltips=None,
+                  callback=CustomJS(code='window.tsneviz.onHover(cb_data)')),
+        TapTool(name='tool-tap', renderers=[points], behavior='inspect',
+                callback=CustomJS(code='window.tsneviz.onTap(cb_data)')))
+    plot.js_on_event(SelectionGeometry, CustomJS(
+        code='window.tsneviz.onGeometry(cb_obj)'))
+    # mappers not in use are still in the document, found by name from JS
+    plot.tags = list(mappers.values())
+    return plot
+
+
+def render(title: str, config: dict, meta: dict, plot) -> str:
+    """``index.html``: the page template filled in.
+
+    Args:
+        title (str): Page title (text, escaped here).
+        config (dict): The URL config block
+            (:data:`tsneviz.explorer.config.DEFAULT_CONFIG` and ``run``).
+        meta (dict): What the script reads from the ``tsneviz-data``
+            block: sizes, ``k``, ``legends`` and so on.
+        plot: The Bokeh plot (:func:`figure`).
+
+    Returns:
+        str: The page's HTML.
+    """
+    import jinja2
+    from bokeh.embed import json_item
+    from bokeh.resources import Resources
+
+    script = _resource('static', 'explorer.js')
+    if '</script' in script.lower():
+        # inlined as it is, so it must not end its own element
+        raise ValueError('static/explorer.js contains "</script"')
+    env = jinja2.Environment(autoescape=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    # compact JSON: the plot item's binary columns are most of the page,
+    # and sorting its keys would only cost time
+    env.policies['json.dumps_kwargs'] = dict(separators=(',', ':'))
+    template = env.from_string(_resource('templates', 'index.html.j2'))
+    # bokeh core + its WebGL part only: no widgets/tables/mathjax (-60%)
+    bokeh = Resources(mode='inline', components=['bokeh', 'bokeh-gl'])
+    modes = [(value, label) for value, label in COLOR_MODES
+             if value not in ('cluster', 'correct')
+             or value in meta['legends']['legends']]
+    return template.render(
+        title=title, color_modes=modes, config_id=CONFIG_ID, config=config,
+        meta=meta, item=json_item(plot), css=_resource('static',
+                                                       'explorer.css'),
+        script=script, bokeh_js=bokeh.render_js())

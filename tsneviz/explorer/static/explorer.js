@@ -1,0 +1,453 @@
+// The explorer page's script: inlined into index.html by
+// tsneviz.explorer.page.render. It reads three JSON blocks the page
+// carries (tsneviz-config: URLs; tsneviz-data: sizes and legends;
+// tsneviz-plot-item: the Bokeh document) and the lazily loaded data files
+// written by tsneviz.explorer.data. What the downloads hold (CSV columns,
+// annotation paths) is decided in Python; this script only joins the rows
+// of the selected samples.
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const readJson = (id) => JSON.parse($(id).textContent);
+  // a server may set window.TSNEVIZ_CONFIG before this script runs
+  const config = Object.assign(readJson('tsneviz-config'),
+                               window.TSNEVIZ_CONFIG || {});
+  const meta = readJson('tsneviz-data');
+  const T = window.tsneviz = {config, meta, ready: false,
+    state: {mode: 'gt', filter: 'all', focus: null, selection: [],
+            hidden: {gt: new Set(), pred: new Set(), correct: new Set(),
+                     cluster: new Set()}}};
+
+  function resolve(url) {
+    // absolute URLs (scheme or leading slash) are left alone
+    return /^([a-z][a-z0-9+.-]*:|\/)/i.test(url) ? url
+      : (config.base_url || '') + url;
+  }
+  function fill(template, pos) {
+    const d = T.source.data;
+    return template.replace(/\{(\w+)\}/g, (m, name) => {
+      if (name === 'position') return String(pos);
+      if (name === 'index') return String(d.index[pos]);
+      if (name === 'thumb') return String(d.thumb[pos]);
+      if (name === 'run') return encodeURIComponent(config.run);
+      return m;
+    });
+  }
+  T.thumbUrl = (pos) => T.source.data.thumb[pos] < 0 ? null
+    : resolve(fill(config.thumb_url, pos));
+  T.imageUrl = (pos) => config.image_url
+    ? resolve(fill(config.image_url, pos)) : T.thumbUrl(pos);
+
+  // Data the page needs only on demand: a <script> element, because
+  // fetch() and XHR of file:// URLs are blocked by browsers.
+  const loading = {};
+  function loadScript(url, name) {
+    if (!loading[name]) {
+      loading[name] = new Promise((ok, fail) => {
+        if (window[name]) return ok(window[name]);
+        const s = document.createElement('script');
+        s.src = resolve(url);
+        s.onload = () => ok(window[name]);
+        s.onerror = () => fail(new Error('cannot load ' + s.src));
+        document.head.appendChild(s);
+      });
+    }
+    return loading[name];
+  }
+  function decode(b64, Type) {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return new Type(bytes.buffer);
+  }
+  let nnCache = null;
+  T.neighbors = async function () {
+    if (!nnCache) {
+      const raw = await loadScript(config.neighbors_script,
+                                   '__tsneviz_neighbors');
+      nnCache = {k: raw.k, metric: raw.metric,
+                 indices: decode(raw.indices, Int32Array),
+                 distances: decode(raw.distances, Float32Array)};
+    }
+    return nnCache;
+  };
+  T.samples = () => loadScript(config.samples_script, '__tsneviz_samples');
+
+  // ---- formatting -------------------------------------------------------
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({'&': '&amp;',
+    '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+  const className = (id) => id < 0 ? '–'
+    : (meta.legends.names[id] !== undefined ? meta.legends.names[id]
+       : String(id));
+  // predictions are ids of the model's classes, which may not be the
+  // dataset's (see label_space in run.json)
+  const predName = (id) => id < 0 ? '–'
+    : (meta.legends.pred_names[id] !== undefined
+       ? meta.legends.pred_names[id] : 'model:' + id);
+  const num = (v) => Number.isFinite(v) ? String(Number(v.toPrecision(6)))
+    : '';
+  function card(pos, extra, cls) {
+    const d = T.source.data;
+    const url = T.thumbUrl(pos);
+    const wrong = d.correct[pos] === 0 ? ' wrong' : '';
+    const img = url ? `<img src="${esc(url)}" alt="sample ${d.index[pos]}">`
+      : '<div class="noimg">no image</div>';
+    return `<figure class="sample${wrong} ${cls || ''}" data-position="${pos}"` +
+      ` data-index="${d.index[pos]}" data-gt="${d.gt[pos]}"` +
+      ` data-pred="${d.pred[pos]}">${img}<figcaption>${extra || ''}` +
+      `</figcaption></figure>`;
+  }
+  function details(pos) {
+    const d = T.source.data;
+    let s = `#${d.index[pos]} label <b>${esc(className(d.gt[pos]))}</b>`;
+    if (meta.has_predictions) {
+      s += `<br>pred <b>${esc(predName(d.pred[pos]))}</b>` +
+        ` score ${num(d.score[pos])}<br>loss ${num(d.loss[pos])}`;
+    }
+    return s;
+  }
+
+  // ---- mapping between data and screen ----------------------------------
+  T.toCanvas = function (pos) {
+    const f = T.plotView.frame;
+    return [f.x_scale.compute(T.source.data.x[pos]),
+            f.y_scale.compute(T.source.data.y[pos])];
+  };
+  T.canvasRect = () => T.plotView.canvas_view.el.getBoundingClientRect();
+  // page (client) coordinates of a point, for mouse events
+  T.toScreen = function (pos) {
+    const r = T.canvasRect();
+    const [sx, sy] = T.toCanvas(pos);
+    return {x: r.left + sx, y: r.top + sy};
+  };
+  T.frameRect = function () {
+    const r = T.canvasRect();
+    const b = T.plotView.frame.bbox;
+    return {left: r.left + b.left, top: r.top + b.top, width: b.width,
+            height: b.height};
+  };
+  T.visible = function () {
+    const idx = T.filter.indices;
+    if (idx == null) return Array.from({length: meta.n}, (_, i) => i);
+    return Array.from(idx);
+  };
+  function nearest(candidates, sx, sy) {
+    const f = T.plotView.frame, d = T.source.data;
+    let best = -1, bestD = Infinity;
+    for (const i of candidates) {
+      const dx = f.x_scale.compute(d.x[i]) - sx;
+      const dy = f.y_scale.compute(d.y[i]) - sy;
+      const dd = dx * dx + dy * dy;
+      if (dd < bestD) { bestD = dd; best = i; }
+    }
+    return best;
+  }
+
+  // ---- hover --------------------------------------------------------------
+  const hover = $('tsneviz-hover');
+  T.onHover = function (cb) {
+    const hits = cb.index ? cb.index.indices : [];
+    if (!hits || !hits.length) { hover.hidden = true; return; }
+    const g = cb.geometry;
+    const pos = nearest(hits, g.sx, g.sy);
+    if (hover.dataset.position !== String(pos)) {
+      hover.innerHTML = card(pos, details(pos), 'hover-card');
+      hover.dataset.position = String(pos);
+    }
+    const r = T.canvasRect();
+    const x = r.left + g.sx + 14, y = r.top + g.sy + 14;
+    hover.style.left = Math.min(x, window.innerWidth - 130) + 'px';
+    hover.style.top = Math.min(y, window.innerHeight - 170) + 'px';
+    hover.hidden = false;
+    const last = T.lastHover = {position: pos, at: performance.now()};
+    requestAnimationFrame(() => { last.paintedAt = performance.now(); });
+  };
+
+  // ---- focus and neighbours ----------------------------------------------
+  T.onTap = function (cb) {
+    const g = cb.geometries;
+    const pos = nearest(T.visible(), g.sx, g.sy);
+    if (pos >= 0) T.focus(pos);
+  };
+  T.focus = async function (pos) {
+    const d = T.source.data;
+    T.state.focus = pos;
+    const panel = $('tsneviz-focus');
+    panel.dataset.position = String(pos);
+    panel.dataset.ready = '';
+    const url = T.imageUrl(pos);
+    $('focus-sample').innerHTML = card(pos, details(pos), 'focus-card')
+      .replace(/<img src="[^"]*"/, url ? `<img src="${esc(url)}"` : '$&');
+    const nn = await T.neighbors();
+    if (T.state.focus !== pos) return;  // focus moved on meanwhile
+    const k = Math.min(meta.k, nn.k);
+    const items = [];
+    const xs = [], ys = [];
+    for (let j = 0; j < k; j++) {
+      const p = nn.indices[pos * nn.k + j];
+      const dist = nn.distances[pos * nn.k + j];
+      items.push(card(p, `${esc(className(d.gt[p]))}` +
+        (meta.has_predictions ? ` → ${esc(predName(d.pred[p]))}` : '') +
+        ` · ${num(dist)}`, 'neighbor').replace('<figure ',
+        `<figure data-rank="${j + 1}" data-distance="${dist}" `));
+      xs.push(d.x[p]); ys.push(d.y[p]);
+    }
+    $('tsneviz-neighbors').innerHTML = items.join('');
+    T.nearSource.data = {x: xs, y: ys};
+    T.focusSource.data = {x: [d.x[pos]], y: [d.y[pos]]};
+    panel.dataset.ready = '1';
+  };
+  $('tsneviz-neighbors').addEventListener('click', (ev) => {
+    const el = ev.target.closest('.sample');
+    if (el) T.focus(Number(el.dataset.position));
+  });
+  $('selection-grid').addEventListener('click', (ev) => {
+    const el = ev.target.closest('.sample');
+    if (el) T.focus(Number(el.dataset.position));
+  });
+
+  // ---- selection ----------------------------------------------------------
+  // Points inside the lasso polygon / box, in screen space as Bokeh's own
+  // hit test does; hidden points (legend, filter) are not selectable.
+  function inPolygon(px, py, xs, ys) {
+    let inside = false;
+    for (let i = 0, j = xs.length - 1; i < xs.length; j = i++) {
+      if ((ys[i] > py) !== (ys[j] > py) &&
+          px < (xs[j] - xs[i]) * (py - ys[i]) / (ys[j] - ys[i]) + xs[i]) {
+        inside = !inside;
+      }
+    }
+    return inside;
+  }
+  T.onGeometry = function (ev) {
+    if (!ev.final) return;
+    const g = ev.geometry, d = T.source.data, f = T.plotView.frame;
+    const xs = f.x_scale, ys = f.y_scale;
+    const idx = T.filter.indices;
+    const count = idx == null ? meta.n : idx.length;
+    const out = [];
+    if (g.type === 'rect') {
+      const x0 = Math.min(g.sx0, g.sx1), x1 = Math.max(g.sx0, g.sx1);
+      const y0 = Math.min(g.sy0, g.sy1), y1 = Math.max(g.sy0, g.sy1);
+      for (let j = 0; j < count; j++) {
+        const i = idx == null ? j : idx[j];
+        const sx = xs.compute(d.x[i]), sy = ys.compute(d.y[i]);
+        if (sx >= x0 && sx <= x1 && sy >= y0 && sy <= y1) out.push(i);
+      }
+    } else if (g.type === 'poly') {
+      const px = Array.from(g.sx), py = Array.from(g.sy);
+      let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+      for (let k = 0; k < px.length; k++) {
+        x0 = Math.min(x0, px[k]); x1 = Math.max(x1, px[k]);
+        y0 = Math.min(y0, py[k]); y1 = Math.max(y1, py[k]);
+      }
+      for (let j = 0; j < count; j++) {
+        const i = idx == null ? j : idx[j];
+        const sx = xs.compute(d.x[i]), sy = ys.compute(d.y[i]);
+        if (sx < x0 || sx > x1 || sy < y0 || sy > y1) continue;
+        if (inPolygon(sx, sy, px, py)) out.push(i);
+      }
+    } else {
+      return;
+    }
+    T.onSelect(out);
+  };
+  T.onSelect = function (indices) {
+    const sel = Int32Array.from(indices).sort();
+    T.state.selection = Array.from(sel);
+    const d = T.source.data;
+    T.chosenSource.data = {x: Array.from(sel, (p) => d.x[p]),
+                           y: Array.from(sel, (p) => d.y[p])};
+    $('selection-count').textContent = String(sel.length);
+    const shown = Array.from(sel.subarray(0, meta.selection_shown));
+    let body = shown.map((p) => card(p, esc(className(
+      T.source.data.gt[p])), 'selected')).join('');
+    if (sel.length > shown.length) {
+      body += `<div class="muted">and ${sel.length - shown.length} more ` +
+        '(all are in the downloads)</div>';
+    }
+    $('selection-grid').innerHTML = body;
+    $('download-csv').disabled = !sel.length;
+    $('download-annotation').disabled = !sel.length;
+    $('selection-clear').disabled = !sel.length;
+    const section = $('tsneviz-selection');
+    section.dataset.count = String(sel.length);
+    const last = T.lastSelect = {count: sel.length, at: performance.now()};
+    requestAnimationFrame(() => { last.paintedAt = performance.now(); });
+  };
+  function save(text, name, type) {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([text], {type}));
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+  // the selection as tsneviz.exporters.selection.read_indices reads it:
+  // header and rows come ready-made from samples.js
+  T.selectionCsv = async function () {
+    const s = await T.samples();
+    return [s.header].concat(T.state.selection.map((p) => s.rows[p]))
+      .join('\n') + '\n';
+  };
+  // "relative/path label" lines, as tsneviz.exporters.splits writes them;
+  // the paths come from samples.js, already relative to data_prefix
+  T.selectionAnnotation = async function (label) {
+    const s = await T.samples();
+    return T.state.selection.map((p) => `${s.ann[p]} ${label}`)
+      .join('\n') + '\n';
+  };
+  function parseLabel(text) {
+    text = text.trim();
+    if (/^\d+$/.test(text)) return Number(text);
+    const id = meta.legends.names.indexOf(text);
+    return id >= 0 ? id : null;
+  }
+  $('selection-clear').addEventListener('click', () => T.onSelect([]));
+  $('download-csv').addEventListener('click', async () => {
+    save(await T.selectionCsv(), 'selection.csv', 'text/csv');
+  });
+  $('download-annotation').addEventListener('click', async () => {
+    const label = parseLabel($('annotation-label').value);
+    const err = $('annotation-error');
+    if (label === null) {
+      err.textContent = 'type a class id (0, 1, …) or a class name';
+      return;
+    }
+    err.textContent = '';
+    save(await T.selectionAnnotation(label), `selection_label${label}.txt`,
+         'text/plain');
+  });
+
+  // ---- colour, legend, filter ---------------------------------------------
+  function drawLegend() {
+    const mode = T.state.mode;
+    const ul = $('tsneviz-legend'), bar = $('tsneviz-colorbar');
+    const labels = $('tsneviz-colorbar-labels');
+    if (mode === 'loss') {
+      ul.innerHTML = '';
+      const c = meta.legends.loss_colors;
+      bar.style.display = 'block';
+      bar.style.background = `linear-gradient(to right, ${c.join(',')})`;
+      const [lo, hi] = meta.legends.loss_range;
+      labels.innerHTML = `<span>≤ ${num(lo)}</span><span>loss (log)</span>` +
+        `<span>≥ ${num(hi)}</span>`;
+      return;
+    }
+    bar.style.display = 'none';
+    labels.innerHTML = '';
+    const hidden = T.state.hidden[mode];
+    ul.innerHTML = (meta.legends.legends[mode] || []).map((it) =>
+      `<li class="legend-item${hidden.has(it.value) ? ' off' : ''}"` +
+      ` data-field="${mode}" data-value="${it.value}">` +
+      `<span class="swatch" style="background:${it.color}"></span>` +
+      `${esc(it.label)} <span class="count">${it.count}</span></li>`)
+      .join('');
+  }
+  T.applyVisibility = function () {
+    const d = T.source.data, h = T.state.hidden, f = T.state.filter;
+    const out = [];
+    for (let i = 0; i < meta.n; i++) {
+      if (h.gt.has(d.gt[i]) || h.pred.has(d.pred[i]) ||
+          h.correct.has(d.correct[i]) || h.cluster.has(d.cluster[i])) continue;
+      if (f === 'misclassified' && d.correct[i] !== 0) continue;
+      if (f === 'correct' && d.correct[i] !== 1) continue;
+      out.push(i);
+    }
+    T.filter.indices = out.length === meta.n ? null : out;
+    $('visible-count').textContent = `${out.length} of ${meta.n} shown`;
+    $('visible-count').dataset.count = String(out.length);
+  };
+  T.setMode = function (mode) {
+    T.state.mode = mode;
+    const spec = {field: mode, transform: T.mappers[mode]};
+    // selection glyphs left 'auto' follow the main glyph by themselves
+    for (const g of [T.points.glyph, T.points.selection_glyph,
+                     T.points.nonselection_glyph]) {
+      if (g != null && typeof g === 'object') g.fill_color = spec;
+    }
+    drawLegend();
+  };
+  $('color-by').addEventListener('change', (ev) => T.setMode(ev.target.value));
+  $('filter').addEventListener('change', (ev) => {
+    T.state.filter = ev.target.value;
+    T.applyVisibility();
+  });
+  $('tsneviz-legend').addEventListener('click', (ev) => {
+    const li = ev.target.closest('.legend-item');
+    if (!li) return;
+    const set = T.state.hidden[li.dataset.field];
+    const v = Number(li.dataset.value);
+    set.has(v) ? set.delete(v) : set.add(v);
+    drawLegend();
+    T.applyVisibility();
+  });
+  function setAll(hide) {
+    const mode = T.state.mode, set = T.state.hidden[mode];
+    if (!set) return;
+    set.clear();
+    if (hide) for (const it of meta.legends.legends[mode]) set.add(it.value);
+    drawLegend();
+    T.applyVisibility();
+  }
+  $('legend-all').addEventListener('click', () => setAll(false));
+  $('legend-none').addEventListener('click', () => setAll(true));
+  $('tsneviz-plot').addEventListener('mouseleave', () => {
+    hover.hidden = true;
+  });
+
+  // ---- start ----------------------------------------------------------------
+  function softwareGl() {
+    try {
+      const gl = document.createElement('canvas').getContext('webgl');
+      if (!gl) return true;
+      const info = gl.getExtension('WEBGL_debug_renderer_info');
+      const name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL)
+        : gl.getParameter(gl.RENDERER);
+      T.glRenderer = String(name);
+      return /swiftshader|llvmpipe|softpipe|software/i.test(T.glRenderer);
+    } catch (err) {
+      return true;
+    }
+  }
+  const item = readJson('tsneviz-plot-item');
+  const root = item.doc.roots.find((r) => r.id === item.root_id);
+  if (config.backend === 'canvas' ||
+      (config.backend === 'auto' && softwareGl())) {
+    root.attributes.output_backend = 'canvas';
+  }
+  Bokeh.embed.embed_item(item, 'tsneviz-plot').then((views) => {
+    const pv = views.get_by_id(item.root_id);
+    const doc = pv.model.document;
+    const byName = (n) => doc.get_model_by_name(n);
+    T.plotView = pv;
+    T.plot = pv.model;
+    T.source = byName('tsneviz-source');
+    T.points = byName('tsneviz-points');
+    T.filter = byName('tsneviz-filter');
+    T.focusSource = byName('tsneviz-focus');
+    T.nearSource = byName('tsneviz-near');
+    T.chosenSource = byName('tsneviz-chosen');
+    T.mappers = {};
+    for (const m of ['gt', 'pred', 'correct', 'cluster', 'loss']) {
+      const mapper = byName('mapper-' + m);
+      if (mapper) T.mappers[m] = mapper;
+    }
+    T.webgl = pv.canvas_view.webgl != null;
+    drawLegend();
+    $('visible-count').textContent = `${meta.n} of ${meta.n} shown`;
+    $('visible-count').dataset.count = String(meta.n);
+    // ready once the first frame is painted
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      T.readyAt = performance.now();
+      T.ready = true;
+      $('tsneviz-status').textContent = T.webgl ? 'WebGL'
+        : 'canvas (no hardware WebGL)';
+      document.body.dataset.ready = '1';
+    }));
+  }).catch((err) => {
+    $('tsneviz-status').textContent = 'error: ' + err;
+    document.body.dataset.error = String(err);
+    throw err;
+  });
+})();

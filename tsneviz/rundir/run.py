@@ -1,0 +1,281 @@
+"""The reader of a complete run directory: :class:`Run`."""
+import glob
+import os.path as osp
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from tsneviz.errors import UserError
+from tsneviz.rundir.files import (CLUSTERS, LOGITS, MANIFEST, RERUN, TABLE,
+                                  coords_file, features_file, log_file,
+                                  neighbors_file, plot_file)
+from tsneviz.rundir.io import check_array, load_array, read_table
+from tsneviz.rundir.manifest import read_manifest
+from tsneviz.rundir.schema import TABLE_COLUMNS, typed_column
+
+
+class Run:
+    """A complete run directory, read back: what every later step uses.
+
+    Args:
+        path (str): The run directory (must hold ``run.json``).
+
+    Attributes:
+        path (str): The run directory.
+        manifest (dict): ``run.json``.
+        table (dict[str, np.ndarray]): ``samples.csv`` typed by its
+            schema (:data:`SAMPLE_COLUMNS`): numeric columns as float64
+            arrays (NaN for empty cells), text columns as object arrays.
+        keys (list[str]): Feature keys, e.g. ``['feat_3']``.
+
+    Examples:
+        >>> run = Run('work_dirs/digits/tsne_20261123_144017')
+        >>> run.features().shape, run.coords().shape
+        ((540, 128), (540, 2))
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.manifest = read_manifest(path)
+        self.keys = list(self.manifest['extraction']['keys'])
+        table_path = osp.join(path, TABLE)
+        self._text = read_table(table_path)
+        self.table = {name: typed_column(name, values, self.keys)
+                      for name, values in self._text.items()}
+        # Every later step trusts these; a damaged run is refused here,
+        # naming the file, rather than giving wrong counts or tracebacks.
+        missing = [c for c in TABLE_COLUMNS if c not in self.table]
+        if missing:
+            raise UserError(f'{table_path} lacks the column(s) '
+                            f'{", ".join(missing)}; {RERUN}')
+        rows = len(self.table['gt_label'])
+        if rows != len(self):
+            raise UserError(f'{table_path} has {rows} rows but {MANIFEST} '
+                            f'records {len(self)} samples: it is truncated '
+                            f'or damaged; {RERUN}')
+        for name in ('index', 'gt_label'):
+            column = self.table.get(name)
+            if column is None:
+                continue
+            if column.dtype == object or np.isnan(column).any():
+                raise UserError(f'{table_path} has empty or non-numeric '
+                                f'{name} values: it is damaged; {RERUN}')
+
+    def check_arrays(self) -> None:
+        """Check every feature and layout array from its header.
+
+        :meth:`features` and :meth:`coords` check the one they read; this
+        checks them all at once, for a step that must not start on a
+        damaged run.
+
+        Raises:
+            UserError: Naming the first missing, truncated or misshapen
+                file.
+        """
+        for key in self.keys:
+            check_array(self._array(key), len(self), ndim=2)
+            check_array(self._coords(key), len(self), ndim=2)
+
+    def __len__(self) -> int:
+        return int(self.manifest['n_samples'])
+
+    def key(self, key: Optional[str] = None) -> str:
+        """``key`` checked against the run's keys; default the first."""
+        if key is None:
+            return self.keys[0]
+        if key not in self.keys:
+            raise UserError(f'{self.path} has no feature {key!r}; it has '
+                            f'{", ".join(self.keys)}')
+        return key
+
+    def _array(self, key: str) -> str:
+        return osp.join(self.path, features_file(key))
+
+    def _coords(self, key: str) -> str:
+        return osp.join(self.path, coords_file(self.method, key))
+
+    def file(self, name: str) -> str:
+        """The path of the run's file ``name`` (e.g. :data:`CLUSTERS`)."""
+        return osp.join(self.path, name)
+
+    def has(self, name: str) -> bool:
+        """Whether the run holds the file ``name``."""
+        return osp.isfile(self.file(name))
+
+    def read_bytes(self, name: str) -> bytes:
+        """The bytes of the run's file ``name`` (a plot, a page).
+
+        Raises:
+            UserError: The file is missing or unreadable.
+        """
+        path = self.file(name)
+        try:
+            with open(path, 'rb') as f:
+                return f.read()
+        except FileNotFoundError:
+            raise UserError(f'{path} is missing') from None
+        except OSError as err:
+            raise UserError(f'cannot read {path}: {err}') from None
+
+    def text_table(self) -> Dict[str, List[str]]:
+        """``samples.csv`` as written: columns of text, a copy.
+
+        For output that must show a cell exactly as the run wrote it (the
+        exports); :attr:`table` has the typed values.
+        """
+        return {name: list(values) for name, values in self._text.items()}
+
+    def logits(self) -> Optional[np.ndarray]:
+        """(N, n_classes) logits (``logits.npy``), or None without a head."""
+        path = self.file(LOGITS)
+        if not osp.isfile(path):
+            return None
+        return load_array(path, len(self), ndim=2)
+
+    def neighbors(self, key: Optional[str] = None) -> Optional[dict]:
+        """The stored neighbours of ``key`` (``neighbors_<key>.npz``).
+
+        Returns:
+            dict | None: ``indices`` (N, k) int32 sample positions,
+            ``distances`` (N, k) float32 and ``metric`` (str); None when
+            they were not computed.
+
+        Raises:
+            UserError: The file is damaged.
+        """
+        path = self.file(neighbors_file(self.key(key)))
+        if not osp.isfile(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                found = dict(indices=data['indices'],
+                             distances=data['distances'],
+                             metric=str(data['metric']))
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise UserError(f'cannot read {path} ({err}); run the '
+                            'neighbors step again') from None
+        if len(found['indices']) != len(self):
+            raise UserError(f'{path} has {len(found["indices"])} rows, the '
+                            f'run {len(self)} samples; run the neighbors '
+                            'step again')
+        return found
+
+    def clusters(self) -> Optional[Dict[str, List[str]]]:
+        """``clusters.csv`` as columns of text, or None when not clustered.
+
+        Raises:
+            UserError: The file is empty or damaged (naming the tool that
+                writes it again).
+        """
+        path = self.file(CLUSTERS)
+        if not osp.isfile(path):
+            return None
+        return read_table(path)
+
+    def plot_files(self) -> List[str]:
+        """Names of the run's PNG plots: ``<key>.png``, ``<key>_<view>.png``.
+
+        Sorted by name; for every feature key of the run.
+        """
+        found = set()
+        for key in self.keys:
+            found.update(osp.basename(p) for p in glob.glob(
+                osp.join(glob.escape(self.path), plot_file(key, '*'))))
+            if osp.isfile(self.file(plot_file(key))):
+                found.add(plot_file(key))
+        return sorted(found)
+
+    def features(self, key: Optional[str] = None) -> np.ndarray:
+        """(N, C) features of ``key``."""
+        return load_array(self._array(self.key(key)), len(self), ndim=2)
+
+    def coords(self, key: Optional[str] = None) -> np.ndarray:
+        """(N, 2 or 3) layout of ``key`` (``<method>_<key>.npy``)."""
+        return load_array(self._coords(self.key(key)), len(self), ndim=2)
+
+    @property
+    def analysis(self) -> Dict[str, dict]:
+        """Each analysis step's outcome (``run.json``'s ``analysis``)."""
+        return dict(self.manifest.get('analysis') or {})
+
+    @property
+    def method(self) -> str:
+        """The layout method: ``'tsne'``, ``'umap'`` or ``'pca'``."""
+        return self.manifest.get('layout', {}).get('method', 'tsne')
+
+    @property
+    def layout_params(self) -> dict:
+        """The parameters the layout was made with (``layout.params``).
+
+        Any method's: t-SNE's, UMAP's or PCA's. An older run without a
+        ``layout`` section has only ``tsne.params``.
+        """
+        layout = self.manifest.get('layout') or {}
+        if 'params' in layout:
+            return dict(layout['params'] or {})
+        return dict((self.manifest.get('tsne') or {}).get('params') or {})
+
+    @property
+    def metric(self) -> str:
+        """The distance the layout used in feature space (euclidean when
+        the method has none, e.g. PCA): what its silhouette must use."""
+        return str(self.layout_params.get('metric') or 'euclidean')
+
+    @property
+    def log_path(self) -> str:
+        """The run's log file (:func:`log_file` of its method)."""
+        return osp.join(self.path, log_file(self.method))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.table['gt_label'].astype(np.int64)
+
+    @property
+    def image_paths(self) -> List[str]:
+        """Absolute image paths (an older run's relative ones resolved
+        against its recorded ``cwd`` where it has one)."""
+        from tsneviz.data.paths import run_image_paths
+        return run_image_paths(self, strict=False)
+
+    @property
+    def classes(self) -> Optional[List[str]]:
+        return self.manifest.get('classes')
+
+    @property
+    def has_predictions(self) -> bool:
+        return 'pred_label' in self.table
+
+    @property
+    def label_space(self):
+        """The dataset's and the model's classes (:mod:`tsneviz.labels`)."""
+        from tsneviz.labels import LabelSpace
+        if getattr(self, '_label_space', None) is None:
+            self._label_space = LabelSpace.from_run(self.manifest, self.table)
+        return self._label_space
+
+    def positions(self, indices: Iterable[int],
+                  hint: str = 'the index column of samples.csv'
+                  ) -> np.ndarray:
+        """Rows of the given DATASET indices, in order, repeats dropped.
+
+        Raises:
+            UserError: Naming a few indices that are not samples of the run.
+        """
+        row_of = {int(i): p for p, i in enumerate(self.table['index'])}
+        wanted = list(dict.fromkeys(int(i) for i in indices))
+        missing = [i for i in wanted if i not in row_of]
+        if missing:
+            shown = ', '.join(str(i) for i in missing[:5])
+            more = f' and {len(missing) - 5} more' if len(missing) > 5 \
+                else ''
+            raise UserError(f'{len(missing)} of the indices are not samples '
+                            f'of the run: {shown}{more} (they are dataset '
+                            f'indices, {hint})')
+        return np.array([row_of[i] for i in wanted], dtype=np.int64)
+
+    def check_index(self, index: int) -> int:
+        """A sample position of this run, or a clear error."""
+        if not 0 <= index < len(self):
+            raise UserError(f'index {index} is out of range: the run has '
+                            f'{len(self)} samples (0..{len(self) - 1})')
+        return index

@@ -1,0 +1,99 @@
+"""The explorer pages: ``/`` lists the runs, ``/runs/{run}/`` shows one.
+
+Below ``/runs/{run}/`` the run directory's files (thumbnails, plots) are
+served by relative path; hidden names and anything outside the run are
+refused. None of these routes is in the OpenAPI spec: they are pages, not
+API.
+"""
+import html
+import os.path as osp
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+
+from tsneviz.errors import UserError
+from tsneviz.server.context import EXPLORER, ServerDep
+from tsneviz.server.errors import Forbidden, NotFound
+from tsneviz.server.security import contained
+
+__all__ = ['router']
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get('/', response_class=HTMLResponse)
+def home(srv: ServerDep):
+    items = ''.join(
+        f'<li><a href="/runs/{html.escape(i)}/">{html.escape(i)}</a></li>'
+        for i in srv.runs.ids())
+    return (f'<!doctype html><meta charset="utf-8"><title>tsneviz runs'
+            f'</title><h1>tsneviz runs</h1><ul>{items or "none"}</ul>'
+            '<p><a href="/docs">API</a></p>')
+
+
+@router.get('/runs/{run}')
+def page_redirect(run: str, request: Request, srv: ServerDep):
+    srv.runs.path(run)
+    # the page's asset paths are relative: they need the trailing /
+    query = f'?{request.url.query}' if request.url.query else ''
+    return RedirectResponse(f'/runs/{run}/{query}', 307)
+
+
+@router.get('/runs/{run}/')
+def page(run: str, srv: ServerDep):
+    folder = srv.runs.path(run)
+    path = osp.join(folder, EXPLORER)
+    if not osp.isfile(path):
+        with srv.run_lock(run):
+            if not osp.isfile(path):
+                _write_explorer(folder)
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    return HTMLResponse(_served_page(text, run),
+                        headers={'Cache-Control': 'no-cache'})
+
+
+@router.get('/runs/{run}/{file:path}')
+def run_file(run: str, file: str, srv: ServerDep):
+    folder = srv.runs.path(run)
+    path = osp.join(folder, file)
+    parts = file.replace('\\', '/').split('/')
+    # hidden names are temporary files of atomic writes, or not ours
+    if osp.isabs(file) or any(p.startswith('.') for p in parts) or \
+            not contained(path, folder):
+        raise Forbidden(f'{file!r} is outside the run directory')
+    if not osp.isfile(path):
+        raise NotFound(f'no file {file!r} in run {run!r}')
+    return FileResponse(osp.realpath(path))
+
+
+def _served_page(text: str, run_id: str) -> str:
+    """The explorer page with its focused image taken from the API.
+
+    The page on disk shows thumbnails only (it must open from file://);
+    served, the full image comes from ``/api/runs/{run}/images/{position}``.
+    A page without the config block (older, or not the explorer's) is
+    served as it is.
+    """
+    try:
+        from tsneviz.explorer import with_config
+    except ImportError:
+        return text
+    try:
+        # {position} is filled in by the page: the API's {index} is a row
+        return with_config(text, image_url=f'/api/runs/{run_id}/images/'
+                           '{position}?size=full')
+    except UserError:
+        return text
+
+
+def _write_explorer(run_dir: str) -> None:
+    try:
+        from tsneviz.explorer import write_explorer
+    except ImportError as err:
+        if err.name == 'tsneviz.explorer':
+            raise NotFound('the run has no explorer page (index.html) and '
+                           'this tsneviz has no tsneviz.explorer to make '
+                           'one') from None
+        raise UserError(f'cannot make the explorer page: {err}') from None
+    write_explorer(run_dir)

@@ -1,0 +1,25 @@
+"""``POST /api/runs/{run}/splits``: as ``tools/make_splits.py``."""
+from fastapi import APIRouter
+
+from tsneviz.server import models as m
+from tsneviz.server.context import ERRORS, ServerDep
+
+__all__ = ['router']
+
+router = APIRouter(tags=['exports'])
+
+
+@router.post('/api/runs/{run}/splits', response_model=m.Splits,
+             responses=ERRORS)
+def post_splits(run: str, body: m.SplitsIn, srv: ServerDep):
+    """Stratified train/val split to ``RUN/splits`` (make_splits.py)."""
+    from tsneviz.exporters.splits import make_splits
+
+    r = srv.run(run)
+    # make_splits records itself in run.json: read-modify-write
+    with srv.run_lock(run):
+        result = make_splits(r.path, body.val_ratio, by=body.by,
+                             dup_threshold=body.dup_threshold,
+                             seed=body.seed, key=body.key)
+    strata = {str(k): v for k, v in result['strata'].items()}
+    return dict(result, run=run, strata=strata)

@@ -20,8 +20,9 @@ FAST = dict(perplexity=10.0, n_iter=400)
 
 def make_run(work_dir, options, checkpoint):
     from tsneviz.apis import run_vis_tsne
-    return run_vis_tsne(DEMO_CONFIG, checkpoint, analysis=(), work_dir=work_dir,
-                        cfg_options=dict(options), max_num_samples=15,
+    return run_vis_tsne(DEMO_CONFIG, checkpoint, analysis=(),
+                        work_dir=work_dir, cfg_options=dict(options),
+                        max_num_samples=15,
                         tsne=dict(FAST), show_progress=False)
 
 

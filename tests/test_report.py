@@ -28,7 +28,8 @@ CLUSTERS_HEADER = ('rank,cluster,size,purity,dominant_class,dominant_share,'
 def make_run(work_dir, options, **kwargs):
     from tsneviz.apis import run_vis_tsne
     return run_vis_tsne(DEMO_CONFIG, kwargs.pop('checkpoint', DEMO_CHECKPOINT),
-                        analysis=(), work_dir=work_dir, cfg_options=dict(options),
+                        analysis=(), work_dir=work_dir,
+                        cfg_options=dict(options),
                         max_num_samples=15, tsne=dict(FAST),
                         show_progress=False, **kwargs)
 

@@ -67,7 +67,8 @@ def test_run_reads_back_a_real_run(tmp_path, digits_options):
     from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG
     from tsneviz.apis import run_vis_tsne
     run_dir = run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT,
-                           analysis=(), work_dir=str(tmp_path), max_num_samples=4,
+                           analysis=(), work_dir=str(tmp_path),
+                           max_num_samples=4,
                            cfg_options=dict(digits_options),
                            tsne=dict(perplexity=5.0, n_iter=250),
                            show_progress=False)

@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+from tests.conftest import REPO, make_demo_run
 from tsneviz import rundir
 from tsneviz.analysis.clustering import (KMeansClusterer, build_clusterer,
                                          cluster_features,
@@ -30,12 +30,9 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 @pytest.fixture(scope='module')
 def digits_run(tmp_path_factory, digits_options):
     """A real run: 25 digits per class through the tiny trained model."""
-    from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('clustering') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
-                        cfg_options=dict(digits_options), max_num_samples=25,
-                        tsne=dict(perplexity=10.0, n_iter=300),
-                        show_progress=False)
+    return make_demo_run(work_dir, digits_options, max_num_samples=25,
+                         tsne=dict(perplexity=10.0, n_iter=300))
 
 
 @pytest.fixture

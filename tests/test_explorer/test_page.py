@@ -1,10 +1,10 @@
 """The explorer page in a real headless Chromium, on a real demo run.
 
 Chromium comes from Debian (``/usr/bin/chromium``, installed by ``make
-browser``, which ``make test`` runs) and is driven by Playwright's Python package; the
-page is opened from ``file://`` and every interaction is a real mouse
-event. ``window.tsneviz`` is used only to read state and to map data
-coordinates to the screen.
+browser``, which ``make test`` runs) and is driven by Playwright's Python
+package; the page is opened from ``file://`` and every interaction is a
+real mouse event. ``window.tsneviz`` is used only to read state and to map
+data coordinates to the screen.
 """
 import csv
 import json

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+from tests.conftest import REPO, make_demo_run
 from tsneviz.errors import UserError
 from tsneviz.exporters import export_bulk
 from tsneviz.exporters.bulk import color_column
@@ -74,12 +74,9 @@ def read_with_bulk(bulk_python, *paths) -> dict:
 
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory, digits_options):
-    from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('bulk') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
-                        cfg_options=dict(digits_options), max_num_samples=12,
-                        tsne=dict(perplexity=10.0, n_iter=400),
-                        show_progress=False)
+    return make_demo_run(work_dir, digits_options, max_num_samples=12,
+                         tsne=dict(perplexity=10.0, n_iter=400))
 
 
 def test_bulk_reads_our_csv_with_every_colour(run_dir, tmp_path,

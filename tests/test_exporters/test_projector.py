@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+from tests.conftest import REPO, make_demo_run
 from tsneviz.errors import UserError
 from tsneviz.exporters import export_projector, export_run
 from tsneviz.exporters.projector import (MAX_SPRITE_PX, thumbnail_size_for,
@@ -30,13 +30,9 @@ PER_CLASS = 12  # 120 digits: an 11 x 11 sprite grid with a partial last row
 
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory, digits_options):
-    from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('projector') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
-                        cfg_options=dict(digits_options),
-                        max_num_samples=PER_CLASS,
-                        tsne=dict(perplexity=10.0, n_iter=400),
-                        show_progress=False)
+    return make_demo_run(work_dir, digits_options, max_num_samples=PER_CLASS,
+                         tsne=dict(perplexity=10.0, n_iter=400))
 
 
 def _free_port() -> int:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
+from tests.conftest import REPO, make_demo_run
 from tsneviz.errors import UserError
 from tsneviz.exporters import export_csv, export_parquet, export_run
 from tsneviz.exporters.table import typed_columns
@@ -20,12 +20,9 @@ pytest.importorskip('pyarrow')
 
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory, digits_options):
-    from tsneviz.apis import run_vis_tsne
     work_dir = str(tmp_path_factory.mktemp('table') / 'work')
-    return run_vis_tsne(DEMO_CONFIG, DEMO_CHECKPOINT, analysis=(), work_dir=work_dir,
-                        cfg_options=dict(digits_options), max_num_samples=10,
-                        tsne=dict(perplexity=10.0, n_iter=400),
-                        show_progress=False)
+    return make_demo_run(work_dir, digits_options, max_num_samples=10,
+                         tsne=dict(perplexity=10.0, n_iter=400))
 
 
 def _as_csv_text(value) -> str:

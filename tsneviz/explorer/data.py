@@ -187,7 +187,7 @@ def _pred_palette(space, palette, pred, n_pred):
     return colors
 
 
-# ---- lazily loaded data files ------------------------------------------------
+# ---- lazily loaded data files ---------------------------------------------
 
 def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).astype(

@@ -99,8 +99,9 @@ def test_a_registered_reducer_is_known_to_the_config(registered_toys):
 
 
 def test_a_registered_step_runs_in_its_order(registered_toys):
-    assert analysis_steps() == ['views', 'neighbors', 'clusters', 'report',
-                                'count', 'explorer']
+    assert analysis_steps() == ['views', 'neighbors', 'clusters',
+                                'label_issues', 'report', 'count',
+                                'explorer']
     # no tool of its own: the message of a failure names the API
     assert "analyze_run" in step_command('count', '/runs/a')
 

@@ -288,3 +288,27 @@ def test_cli_error_is_one_line(tmp_path):
     assert 'Traceback' not in proc.stderr
     assert proc.stderr.strip().count('\n') == 0
     assert proc.stderr.startswith('error: ') and 'run.json' in proc.stderr
+
+
+def test_suspected_label_errors_are_ranked(headless):
+    from tsneviz.analysis.label_issues import find_label_issues
+    md = open(write_report(headless)[0]).read()
+    assert '## Suspected label errors' not in md  # not computed yet
+    found = find_label_issues(headless, method='knn', k=5)
+    assert found['n_issues'] > 0
+    md = open(write_report(headless)[0]).read()
+    text = section(md, 'Suspected label errors')
+    run = Run(headless)
+    flagged = np.flatnonzero(run.table['label_issue'] == 1)
+    quality = run.table['label_quality']
+    rows = [line for line in text.splitlines()
+            if re.match(r'^\| \d+ \|', line)]
+    assert len(rows) == min(10, len(flagged))
+    shown = [float(line.split(' | ')[3]) for line in rows]
+    assert shown == sorted(shown)
+    assert shown[0] == pytest.approx(quality[flagged].min(), abs=5e-4)
+    # paths relative to data_prefix, as an annotation file has them
+    first = rows[0].split(' | ')[2]
+    assert not osp.isabs(first) and first.endswith('.png')
+    assert 'nearest neighbours in feature space' in text
+    assert 'held-out data' in text

@@ -67,6 +67,11 @@ def demo_run(tmp_path_factory, digits_options):
                            max_num_samples=20,
                            tsne=dict(perplexity=10.0, n_iter=300),
                            show_progress=False)
+    # the default label_issues step used the head (cleanlab), which finds
+    # nothing wrong in the clean digits; the feature-space vote flags a few
+    # ambiguous ones, which the filter must show
+    from tsneviz.analysis.label_issues import find_label_issues
+    find_label_issues(run_dir, method='knn')
     return run_dir, write_explorer(run_dir, k=9)
 
 
@@ -221,6 +226,14 @@ def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
     page.select_option('#filter', 'misclassified')
     assert page.locator('#visible-count').get_attribute(
         'data-count') == str(n_wrong)
+    # the suspected label errors only
+    n_issues = int((run.table['label_issue'] == 1).sum())
+    assert 0 < n_issues < len(run)
+    page.select_option('#filter', 'label_issue')
+    assert page.locator('#visible-count').get_attribute(
+        'data-count') == str(n_issues)
+    shown = page.evaluate('Array.from(tsneviz.filter.indices)')
+    assert shown == np.flatnonzero(run.table['label_issue'] == 1).tolist()
     page.select_option('#filter', 'all')
     page.locator('#tsneviz-legend .legend-item[data-value="0"]').click()
     assert page.locator('#visible-count').get_attribute(
@@ -418,6 +431,8 @@ def test_page_escapes_what_it_inserts():
     # no inserted value ends a <script> element early
     assert text.count('</script>') == plain.count('</script>')
     assert 'correct / misclassified' not in text  # a mode without data
+    # a run without label issues is not offered their filter
+    assert 'suspected label errors only' not in text
     for element_id, expected in ((CONFIG_ID, config),
                                  ('tsneviz-data', meta)):
         start = text.index(f'<script id="{element_id}"')

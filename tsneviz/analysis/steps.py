@@ -103,6 +103,22 @@ class ClustersStep(AnalysisStep):
         cluster_run(run_dir, seed=context.seed)
 
 
+@ANALYSIS_STEPS.register_module(name='label_issues')
+class LabelIssuesStep(AnalysisStep):
+    """Suspected label errors (``label_quality``, ``label_issue`` columns).
+
+    Runs by default: it is cheap (the stored neighbours or the logits), and
+    comes before the report, which lists the suspects.
+    """
+
+    order, tool = 35, 'label_issues.py'
+
+    def run(self, run_dir, context):
+        from tsneviz.analysis.label_issues import find_label_issues
+        find_label_issues(run_dir, logger=context.logger,
+                          show_progress=context.show_progress)
+
+
 @ANALYSIS_STEPS.register_module(name='report')
 class ReportStep(AnalysisStep):
     """``report.md`` and ``report.html``: metrics, worst classes, plots."""
@@ -139,8 +155,8 @@ def analysis_steps(with_images: bool = True,
             Defaults to False.
 
     Returns:
-        list[str]: e.g. ``['views', 'neighbors', 'clusters', 'report',
-        'explorer']``.
+        list[str]: e.g. ``['views', 'neighbors', 'clusters',
+        'label_issues', 'report', 'explorer']``.
 
     Examples:
         >>> analysis_steps(with_images=False)[-1]
@@ -156,7 +172,7 @@ def analysis_steps(with_images: bool = True,
 def analyze_run(run_dir: str, steps: Optional[Sequence[str]] = None,
                 logger=None, seed: int = 0,
                 show_progress: bool = True) -> List[str]:
-    """Views, neighbours, clusters, report and explorer of a run directory.
+    """Views, neighbours, clusters, label issues, report and explorer of a run.
 
     Each step runs even when an earlier one failed, and ``run.json``
     records every step's outcome under ``analysis`` (``pending`` before it

@@ -25,8 +25,8 @@ __all__ = [
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
     'build_reducer', 'fit_layout', 'RunOptions', 'run_vis_tsne',
     'run_features', 'run_module', 'analyze_run', 'cluster_run',
-    'compute_neighbors', 'query', 'write_report', 'compare_runs',
-    'make_splits', 'export_selection', 'export_run'
+    'compute_neighbors', 'query', 'find_label_issues', 'write_report',
+    'compare_runs', 'make_splits', 'export_selection', 'export_run'
 ]
 
 # The tools' functions are re-exported too, but imported on first use: they
@@ -34,6 +34,7 @@ __all__ = [
 _LAZY = {'cluster_run': 'tsneviz.analysis.runs',
          'compute_neighbors': 'tsneviz.analysis.neighbors',
          'query': 'tsneviz.analysis.neighbors',
+         'find_label_issues': 'tsneviz.analysis.label_issues',
          'write_report': 'tsneviz.report',
          'compare_runs': 'tsneviz.compare',
          'make_splits': 'tsneviz.exporters.splits',

@@ -82,8 +82,9 @@ def columns(run: Run, key: str, thumbs: np.ndarray,
 
     Returns:
         dict: ``x``, ``y``, ``index``, ``gt``, ``pred``, ``correct`` (1, 0,
-        or -1 unknown), ``score``, ``loss``, ``thumb`` and ``cluster``
-        (-1 none), each a typed (N,) array.
+        or -1 unknown), ``score``, ``loss``, ``thumb``, ``cluster`` (-1
+        none) and ``issue`` (1 a suspected label error, 0 not, -1 not
+        computed), each a typed (N,) array.
     """
     coords = run.coords(key)
     if coords.shape[1] == 3:
@@ -104,7 +105,8 @@ def columns(run: Run, key: str, thumbs: np.ndarray,
         loss=_numeric(run, 'loss', np.nan).astype(np.float32),
         thumb=thumbs.astype(np.int32),
         cluster=(cluster if cluster is not None
-                 else np.full(len(run), -1, np.int32)))
+                 else np.full(len(run), -1, np.int32)),
+        issue=_numeric(run, 'label_issue', -1).astype(np.int32))
 
 
 def legends(run: Run, data: dict, cluster_items) -> dict:

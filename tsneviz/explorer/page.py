@@ -168,7 +168,8 @@ def render(title: str, config: dict, meta: dict, plot) -> str:
         config (dict): The URL config block
             (:data:`tsneviz.explorer.config.DEFAULT_CONFIG` and ``run``).
         meta (dict): What the script reads from the ``tsneviz-data``
-            block: sizes, ``k``, ``legends`` and so on.
+            block: sizes, ``k``, ``legends`` and so on;
+            ``has_label_issues`` offers the suspected-label-errors filter.
         plot: The Bokeh plot (:func:`figure`).
 
     Returns:
@@ -195,6 +196,7 @@ def render(title: str, config: dict, meta: dict, plot) -> str:
              or value in meta['legends']['legends']]
     return template.render(
         title=title, color_modes=modes, config_id=CONFIG_ID, config=config,
+        has_label_issues=bool(meta.get('has_label_issues')),
         meta=meta, item=json_item(plot), css=_resource('static',
                                                        'explorer.css'),
         script=script, bokeh_js=bokeh.render_js())

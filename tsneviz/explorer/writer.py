@@ -77,6 +77,7 @@ def write_explorer(run_dir: str, key: Optional[str] = None, k: int = 9,
     meta = dict(run=name, key=key, n=len(run), k=neighbors['k'],
                 metric=neighbors['metric'],
                 has_predictions=run.has_predictions,
+                has_label_issues='label_issue' in run.table,
                 data_prefix=run.manifest.get('data_prefix'),
                 selection_shown=SELECTION_SHOWN, legends=legend)
     page = render(f'tsneviz explorer: {name} ({key})', config, meta, plot)

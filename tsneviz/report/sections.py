@@ -1,9 +1,10 @@
 """The sections of a report, built from a run and what was measured.
 
 Overview, separation metrics, silhouette by class, confusion matrix,
-worst classes, predictions by class, high-loss clusters and plots; each
-a :class:`~tsneviz.report.render.Section` of paragraphs, tables and
-images. :func:`build_sections` puts them in the report's order.
+worst classes, predictions by class, suspected label errors, high-loss
+clusters and plots; each a :class:`~tsneviz.report.render.Section` of
+paragraphs, tables and images. :func:`build_sections` puts them in the
+report's order.
 """
 import os.path as osp
 from typing import List, Optional
@@ -194,6 +195,39 @@ def _worst_section(run: Run, errors: Optional[List[dict]]) -> Section:
                   'loss.')])
 
 
+def _label_issues_section(run: Run) -> Optional[Section]:
+    """The suspected label errors, lowest label quality first."""
+    from tsneviz.analysis.label_issues import ISSUE, suspects
+    from tsneviz.data.paths import run_data_prefix
+    from tsneviz.exporters.splits import annotation_path
+
+    if ISSUE not in run.table:
+        return None  # a run analysed before the step existed
+    found = run.manifest.get('label_issues') or {}
+    rows = suspects(run)
+    prefix = run_data_prefix(run) if run.manifest.get('data_prefix') \
+        else None
+    table = [[str(i + 1), str(r['index']),
+              annotation_path(r['img_path'], prefix),
+              _fmt(r['label_quality'], 3), r['gt_class'],
+              r['pred_class'] or '–', r['vote_class'] or '–']
+             for i, r in enumerate(rows[:TOP_ROWS])]
+    method = found.get('method', '–')
+    how = (f'the vote of the {found.get("k")} nearest neighbours in feature '
+           'space' if method == 'knn_vote' else 'confident learning '
+           '(cleanlab) on the classification head\'s predictions')
+    note = (f'Top {len(table)} of {len(rows)} suspects of {len(run)} '
+            f'samples, by {how}. Label quality is in [0, 1], lower = more '
+            'likely mislabelled. Predictions on the data the model was '
+            'trained on hide label errors: held-out data, or the feature-'
+            'space vote, is the honest signal. All suspects: '
+            f'{step_command("label_issues", run.path)}.')
+    return Section('Suspected label errors', [
+        Table(['#', 'index', 'image', 'quality', 'given label',
+               'prediction', 'neighbours say'], table),
+        Paragraph(note)])
+
+
 def _clusters_section(run: Run) -> Section:
     table = run.clusters()
     if table is None:
@@ -277,6 +311,7 @@ def build_sections(run: Run, key: str, metrics: dict, source: str,
         _confusion_section(run, confusion),
         _worst_section(run, errors),
         _predictions_section(run),
+        _label_issues_section(run),
         _clusters_section(run),
         _plots_section(plots),
     ]

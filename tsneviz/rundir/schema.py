@@ -27,6 +27,9 @@ SAMPLE_COLUMNS = {
     'entropy': FLOAT,
     'loss': FLOAT,
     'cluster': INT,     # by tools/cluster.py; -1 is HDBSCAN noise
+    # by tools/label_issues.py: in [0, 1], lower = more likely mislabelled
+    'label_quality': FLOAT,
+    'label_issue': BOOL,  # a suspected label error
 }
 #: The column of each sample's cluster id (:data:`CLUSTERS` summarises).
 CLUSTER_COLUMN = 'cluster'

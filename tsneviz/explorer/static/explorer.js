@@ -352,6 +352,7 @@
           h.correct.has(d.correct[i]) || h.cluster.has(d.cluster[i])) continue;
       if (f === 'misclassified' && d.correct[i] !== 0) continue;
       if (f === 'correct' && d.correct[i] !== 1) continue;
+      if (f === 'label_issue' && d.issue[i] !== 1) continue;
       out.push(i);
     }
     T.filter.indices = out.length === meta.n ? null : out;

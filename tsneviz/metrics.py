@@ -116,7 +116,7 @@ def nearest_neighbors(X, k: int, metric: str = 'euclidean',
     return indices, distances
 
 
-def knn_accuracy(X, labels, k=10, metric='euclidean'):
+def knn_accuracy(X, labels, k=10, metric='euclidean', indices=None):
     """Leave-one-out k-NN classification accuracy.
 
     Each sample is classified by a majority vote of the labels of its ``k``
@@ -134,6 +134,10 @@ def knn_accuracy(X, labels, k=10, metric='euclidean'):
         k (int): Number of neighbours that vote, 1 <= k < N. Defaults to 10.
         metric (str): Any metric ``sklearn.neighbors.NearestNeighbors``
             accepts, e.g. 'cosine'. Defaults to 'euclidean'.
+        indices (array-like, optional): (N, >= k) neighbours already found
+            (a run's shared neighbour graph), nearest first, the sample
+            itself excluded; their first ``k`` columns vote and nothing is
+            searched. Defaults to None.
 
     Returns:
         float: Fraction of samples whose vote matches their label.
@@ -155,7 +159,13 @@ def knn_accuracy(X, labels, k=10, metric='euclidean'):
     _check_k(k, len(X))
     k = int(k)
 
-    idx, _ = nearest_neighbors(X, k, metric=metric)
+    if indices is not None:
+        idx = np.asarray(indices)[:, :k]
+        if idx.shape != (len(X), k):
+            raise ValueError(f'indices must have shape ({len(X)}, >= {k}), '
+                             f'got {np.shape(indices)}')
+    else:
+        idx, _ = nearest_neighbors(X, k, metric=metric)
     votes = labels[idx]  # (N, k), nearest first
     pred = np.empty_like(labels)
     block = max(1, _VOTE_BLOCK_ELEMENTS // (k * k))
@@ -234,7 +244,8 @@ def _subsample(n_samples, max_samples, seed):
     return np.sort(rng.choice(n_samples, size=int(max_samples), replace=False))
 
 
-def separation_metrics(features, embedding, labels, k=10, seed=0):
+def separation_metrics(features, embedding, labels, k=10, seed=0,
+                       graph=None):
     """Class separation before and after embedding, and how faithful it is.
 
     Args:
@@ -247,6 +258,12 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
             Defaults to 10.
         seed (int): Seed of the trustworthiness subsample (at most 5000
             rows). Defaults to 0.
+        graph (dict, optional): The run's shared neighbour graph of
+            ``features`` (``indices``, ``metric``, ``k``, ``space``); when
+            euclidean with at least ``k`` columns, the feature-space k-NN
+            accuracy votes with it instead of searching again, and
+            ``knn_space_features`` says which space that was (e.g.
+            ``'pca50'``). Defaults to None.
 
     Returns:
         dict: JSON-serialisable plain Python numbers:
@@ -279,8 +296,15 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
     # neighbourhoods shrink to what N allows, and the k used is recorded.
     knn_k = min(k, len(features) - 1)
     trust_k = min(k, (n_used - 1) // 2)
-    return {
-        'knn_accuracy_features': knn_accuracy(features, labels, k=knn_k),
+    shared = None
+    if graph is not None and graph['metric'] == 'euclidean' and \
+            graph['k'] >= knn_k:
+        shared = graph['indices']
+    # (the k-NN accuracy in feature space is euclidean: a cosine graph, as
+    # small runs store, is not reused for it)
+    metrics = {
+        'knn_accuracy_features': knn_accuracy(features, labels, k=knn_k,
+                                              indices=shared),
         'knn_accuracy_embedding': knn_accuracy(embedding, labels, k=knn_k),
         'trustworthiness': trustworthiness(
             features, embedding, n_neighbors=trust_k,
@@ -289,6 +313,9 @@ def separation_metrics(features, embedding, labels, k=10, seed=0):
         'knn_k': int(knn_k),
         'trustworthiness_k': int(trust_k),
     }
+    if shared is not None:
+        metrics['knn_space_features'] = graph['space']
+    return metrics
 
 
 def _stratified_rows(labels: np.ndarray, max_samples: Optional[int],

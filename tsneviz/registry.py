@@ -33,8 +33,10 @@ TSNE_BACKENDS = Registry('t-SNE backend',
 # Assign a cluster id to each sample of features or of an embedding.
 CLUSTERERS = Registry('clusterer', locations=['tsneviz.analysis'])
 # Build a neighbour index of (N, C) features (``fn(features, metric)`` ->
-# an object with scikit-learn's ``kneighbors``); the key names the search,
-# e.g. ``exact`` (brute force).
+# an object with scikit-learn's ``kneighbors``, optionally ``graph(k)``);
+# the key names the search: ``exact`` (brute force), ``annoy``,
+# ``pynndescent``, ``hnsw``. A run's shared graph picks one by size
+# (``tsneviz.analysis.graphs.auto_builder``).
 NEIGHBOR_GRAPHS = Registry('neighbor graph',
                            locations=['tsneviz.analysis.graphs'])
 # What runs after a run is written (``--analysis``); the key is the step

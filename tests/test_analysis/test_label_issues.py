@@ -19,7 +19,7 @@ from tests.conftest import REPO, make_demo_run, make_features_run
 from tsneviz.analysis.label_issues import (find_label_issues, knn_vote,
                                            suspects, write_review)
 from tsneviz.errors import UserError
-from tsneviz.rundir import Run
+from tsneviz.rundir import Run, neighbors_file
 
 FLIP_RATE = 0.05
 MIN_PRECISION = MIN_RECALL = 0.8
@@ -146,7 +146,9 @@ def test_a_run_without_a_head_uses_the_vote(tmp_path, digits_root):
         find_label_issues(run_dir, method='vote')
     with pytest.raises(UserError, match='no label_issue column'):
         suspects(run_dir)
-    # no stored neighbours yet: computed
+    # the run's shared graph serves the vote; without it, it is computed
+    assert Run(run_dir).neighbors()['indices'].shape[1] >= 5
+    os.remove(osp.join(run_dir, neighbors_file('feat_0')))
     section = find_label_issues(run_dir, k=5)
     assert section['method'] == 'knn_vote' and section['k'] == 5
     assert Run(run_dir).neighbors()['indices'].shape == (100, 5)

@@ -15,7 +15,14 @@ whose neighbours agree with its label is a model error.
 - ``indices``: int32 (N, k), sample POSITIONS (rows of ``samples.csv``,
   not dataset indices), nearest first, the sample itself excluded;
 - ``distances``: float32 (N, k), in the same order;
-- ``metric``: ``'cosine'`` (1 - cosine similarity) or ``'euclidean'``.
+- ``metric``: ``'cosine'`` (1 - cosine similarity) or ``'euclidean'``;
+- ``k``, ``builder`` (the ``NEIGHBOR_GRAPHS`` search), ``space``
+  (``'features'``, or ``'pca50'``: the t-SNE's 50 PCA components) and
+  ``recall`` (recall@k against exact search on a sample; 1 for exact).
+
+A run writes it once, as its shared neighbour graph
+(:func:`tsneviz.analysis.graphs.shared_graph`, see ``neighbor_graph`` in
+``run.json``); the ``neighbors`` step then only reads it.
 """
 import math
 import os.path as osp
@@ -30,7 +37,8 @@ from tsneviz.metrics import nearest_neighbors
 from tsneviz.rundir import (CONFIG, Run, atomic_write, neighbors_file,
                             update_manifest)
 
-__all__ = ['METRICS', 'compute_neighbors', 'load_neighbors', 'query',
+__all__ = ['METRICS', 'compute_neighbors', 'write_graph', 'load_neighbors',
+           'query',
            'describe_sample', 'embed_image', 'save_neighbor_grid']
 
 METRICS = ('cosine', 'euclidean')
@@ -103,21 +111,46 @@ def compute_neighbors(run_dir: str, k: int = 20, metric: str = 'cosine',
         indices, distances = nearest_neighbors(
             features, k, metric, index=_fit(features, metric),
             progress=lambda done: bar(advance=done))
-    indices = indices.astype(np.int32)
-    distances = distances.astype(np.float32)
-
-    name = neighbors_file(key)
-    path = osp.join(run_dir, name)
-    atomic_write(path, lambda f: np.savez(f, indices=indices,
-                                          distances=distances,
-                                          metric=np.array(metric)))
-    labels = run.labels
-    same = float((labels[indices] == labels[:, None]).mean())
+    graph = dict(indices=indices, distances=distances, metric=metric, k=k,
+                 builder='exact', space='features', recall=1.0)
+    name, entry = write_graph(run_dir, key, graph, run.labels)
     section = dict(run.manifest.get('neighbors') or {})
-    section[key] = dict(file=name, k=k, metric=metric,
-                        same_class_rate=round(same, 6))
+    section[key] = entry
     update_manifest(run_dir, {'neighbors': section}, [name])
-    return path
+    return osp.join(run_dir, name)
+
+
+def write_graph(run_dir: str, key: str, graph: dict,
+                labels: np.ndarray) -> tuple:
+    """Write a neighbour graph as ``neighbors_<key>.npz``.
+
+    Args:
+        run_dir (str): The run directory.
+        key (str): Feature key.
+        graph (dict): ``indices``, ``distances``, ``metric``, ``k``,
+            ``builder``, ``space`` and ``recall`` (what
+            :func:`tsneviz.analysis.graphs.shared_graph` returns).
+        labels (np.ndarray): (N,) ground-truth labels.
+
+    Returns:
+        tuple: The file name and its entry of run.json's ``neighbors``
+        section (``file``, ``k``, ``metric``, ``builder``, ``space``,
+        ``recall``, ``same_class_rate``).
+    """
+    indices = np.asarray(graph['indices'], np.int32)
+    distances = np.asarray(graph['distances'], np.float32)
+    name = neighbors_file(key)
+    atomic_write(osp.join(run_dir, name), lambda f: np.savez(
+        f, indices=indices, distances=distances,
+        metric=np.array(graph['metric']), k=np.array(int(graph['k'])),
+        builder=np.array(graph['builder']), space=np.array(graph['space']),
+        recall=np.array(float(graph['recall']))))
+    labels = np.asarray(labels)
+    same = float((labels[indices] == labels[:, None]).mean())
+    return name, dict(file=name, k=int(graph['k']), metric=graph['metric'],
+                      builder=graph['builder'], space=graph['space'],
+                      recall=float(graph['recall']),
+                      same_class_rate=round(same, 6))
 
 
 def load_neighbors(run_dir: str, key: Optional[str] = None

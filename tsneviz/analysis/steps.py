@@ -80,6 +80,10 @@ class ViewsStep(AnalysisStep):
 class NeighborsStep(AnalysisStep):
     """The 20 nearest neighbours of every sample (``neighbors_<key>.npz``).
 
+    A run writes its shared neighbour graph there already (at least 20
+    columns), so this step only checks it is there; it searches (exact,
+    cosine) for runs made before the shared graph.
+
     No tool of its own: ``tools/neighbors.py`` queries one sample.
     """
 
@@ -87,9 +91,20 @@ class NeighborsStep(AnalysisStep):
 
     def run(self, run_dir, context):
         from tsneviz.analysis import compute_neighbors
-        n = int(rundir.read_manifest(run_dir)['n_samples'])
-        compute_neighbors(run_dir, k=min(20, n - 1),
-                          show_progress=context.show_progress)
+        manifest = rundir.read_manifest(run_dir)
+        k = min(20, int(manifest['n_samples']) - 1)
+        stored = manifest.get('neighbors') or {}
+        # the first key, as ever (compute_neighbors' default)
+        keys = (manifest.get('extraction', {}).get('keys') or [None])[:1]
+        # A run since the shared graph stores its neighbours once, while it
+        # is made (neighbor_graph in run.json): then there is nothing to
+        # search again. Older runs, or a graph with too few columns, get
+        # the exact search.
+        for key in keys:
+            if key in stored and stored[key].get('k', 0) >= k:
+                continue
+            compute_neighbors(run_dir, k=k, key=key,
+                              show_progress=context.show_progress)
 
 
 @ANALYSIS_STEPS.register_module(name='clusters')

@@ -39,6 +39,8 @@ class RunResult:
             fitted.
         results (dict[str, dict]): Per key, the reducer's figures and the
             separation metrics, once fitted.
+        graphs (dict[str, dict]): Per key, the shared neighbour graph
+            (:func:`tsneviz.analysis.graphs.shared_graph`), once fitted.
     """
 
     features: Dict[str, np.ndarray]
@@ -50,6 +52,7 @@ class RunResult:
     logits: Optional[np.ndarray] = None
     coords: Dict[str, np.ndarray] = field(default_factory=dict)
     results: Dict[str, dict] = field(default_factory=dict)
+    graphs: Dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, features: Dict[str, np.ndarray],
@@ -113,20 +116,39 @@ def fit_layouts(result: RunResult, reducer, options: RunOptions,
         >>> result.coords['feat_0'].shape
         (10, 2)
     """
+    from tsneviz.analysis.graphs import graph_space, shared_graph
     from tsneviz.metrics import separation_metrics
     from tsneviz.reduction import fit_layout
 
     for key, feats in result.features.items():
+        graph = None
+        if len(result) >= 3:
+            # ONE neighbour search per key, for the t-SNE affinities, the
+            # k-NN accuracy and the neighbours step (and the explorer):
+            # 3 x perplexity columns for openTSNE, at least 20 for the step
+            space = graph_space(feats, options.seed)
+            perplexity = reducer.params.get('perplexity') or 0
+            graph = shared_graph(feats, max(int(3 * perplexity), 20),
+                                 seed=options.seed, space=space)
+            result.graphs[key] = graph
+            if hasattr(reducer, 'use_graph'):
+                reducer.use_graph(space[0], graph)
+            del space
+            timer.lap(f'neighbor_graph:{key}')
         coords = fit_layout(feats, reducer, f'{reducer.name} {key}',
                             options.show_progress)
         timer.lap(f'{options.method}:{key}')
+        if graph is not None:
+            # whether the layout's affinities came from the shared graph
+            graph['used_by_layout'] = bool(
+                getattr(reducer, 'shared_graph_', False))
         result.coords[key] = coords
         for axis, name in zip(coords.T, 'xyz'):
             result.table[f'{key}_{name}'] = axis
         metrics = {}
         if len(result) >= 3:
             metrics = separation_metrics(feats, coords, result.labels, k=10,
-                                         seed=options.seed)
+                                         seed=options.seed, graph=graph)
         result.results[key] = dict(reducer.results(), **metrics)
         timer.lap(f'metrics:{key}')
         logger.info(f'{key}: ' + ', '.join(
@@ -151,6 +173,7 @@ def write_run(run_dir: str, result: RunResult, reducer,
     Returns:
         str: ``run_dir``.
     """
+    from tsneviz.analysis.neighbors import write_graph
     from tsneviz.visualization import plot_embedding
 
     method = options.method
@@ -174,6 +197,14 @@ def write_run(run_dir: str, result: RunResult, reducer,
             title=f'{key} · {result.stage} · {reducer.describe()}',
             legend=options.legend, show=options.show)))
         timer.lap(f'plot:{key}')
+    neighbors, graphs = {}, {}
+    for key, graph in result.graphs.items():
+        name, neighbors[key] = write_graph(run_dir, key, graph,
+                                           result.labels)
+        outputs.append(name)
+        graphs[key] = {name: graph[name] for name in (
+            'builder', 'k', 'space', 'metric', 'recall', 'seconds',
+            'used_by_layout')}
     outputs.append(osp.basename(rundir.write_samples(
         run_dir, result.table, list(result.features))))
     outputs += [name for name in (rundir.CONFIG, rundir.log_file(method))
@@ -194,6 +225,8 @@ def write_run(run_dir: str, result: RunResult, reducer,
                     params=reducer.params, ignored=reducer.ignored_),
         results=result.results,
         timings=timer.timings,
+        **({'neighbors': neighbors, 'neighbor_graph': graphs}
+           if graphs else {}),
         versions=versions(),
         outputs=outputs)
     manifest['extraction'] = dict(manifest.get('extraction', {}),

@@ -63,15 +63,38 @@ class BaseReducer:
         """
         self.check_n_samples(len(X))
         X = np.ascontiguousarray(X, dtype=np.float32)
-        pca_dims = self.params.get('pca_dims')
-        if pca_dims and X.shape[1] > pca_dims and len(X) > pca_dims:
-            from sklearn.decomposition import PCA
-            X = PCA(n_components=pca_dims, svd_solver='randomized',
-                    random_state=self.params.get('seed', 0)).fit_transform(X)
-            X = X.astype(np.float32)
-        return X
+        return pca_reduce(X, self.params.get('pca_dims'),
+                          self.params.get('seed', 0))
 
     def fit_transform(self, X: np.ndarray,
                       progress: Optional[ProgressFn] = None) -> np.ndarray:
         """Embed ``X`` (N, C) into (N, n_components) float32 coordinates."""
         raise NotImplementedError
+
+
+def pca_reduce(X: np.ndarray, pca_dims: Optional[int],
+               seed: int = 0) -> np.ndarray:
+    """float32 ``X``, PCA-reduced to ``pca_dims`` when it has more columns.
+
+    The one PCA of tsneviz before a neighbour search: the reducers and the
+    shared neighbour graph (``tsneviz.analysis.graphs``) call it with the
+    same settings, so for the same seed they search the same space.
+
+    Args:
+        X (np.ndarray): (N, C) samples.
+        pca_dims (int | None): Target dimensions; None or 0: no PCA.
+        seed (int): Seed of the randomized SVD. Defaults to 0.
+
+    Returns:
+        np.ndarray: (N, min(C, pca_dims)) float32, C-contiguous.
+
+    Examples:
+        >>> pca_reduce(np.random.rand(100, 80), 50).shape
+        (100, 50)
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if pca_dims and X.shape[1] > pca_dims and len(X) > pca_dims:
+        from sklearn.decomposition import PCA
+        X = PCA(n_components=pca_dims, svd_solver='randomized',
+                random_state=seed).fit_transform(X).astype(np.float32)
+    return X

@@ -302,11 +302,48 @@ class OpenTSNE(BaseTSNE):
         """
         return min(self.requested_perplexity, (n_samples - 1) / 3)
 
+    def graph_k(self, n_samples: int) -> int:
+        """Neighbours openTSNE's affinities look at: int(3 x perplexity)."""
+        return min(n_samples - 1, int(3 * self.used_perplexity(n_samples)))
+
+    def use_graph(self, X_space: np.ndarray, graph: dict) -> bool:
+        """Take a run's shared neighbour graph for the next fit.
+
+        The affinities are then computed from its neighbours
+        (``openTSNE.affinity.PerplexityBasedNN(knn_index=...)``) instead of
+        a search of openTSNE's own, and ``X_space`` (the features in the
+        graph's space) replaces the reducer's own PCA. Only a graph in this
+        reducer's search space and metric, with enough neighbours, is
+        taken.
+
+        Args:
+            X_space (np.ndarray): (N, D) features the graph was built on.
+            graph (dict): :func:`tsneviz.analysis.graphs.shared_graph`.
+
+        Returns:
+            bool: Whether the graph will be used.
+        """
+        p = self.params
+        # the space the t-SNE would search: its PCA, or the features
+        # themselves where they have no more columns than pca_dims
+        space = f'pca{p["pca_dims"]}' if p['pca_dims'] and \
+            X_space.shape[1] == p['pca_dims'] else 'features'
+        fits = (graph['space'] == space
+                and graph['metric'] == p['metric']
+                and graph['k'] >= self.graph_k(len(X_space)))
+        self._graph = (X_space, graph) if fits else None
+        return fits
+
     def fit_transform(self, X, progress=None):
         import openTSNE
 
         p = self.params
-        X = self.reduce_dims(X)
+        graph = getattr(self, '_graph', None)
+        self._graph = None  # one fit only: the next X is another key
+        if graph is not None and len(graph[0]) == len(X):
+            X, graph = graph
+        else:
+            X, graph = self.reduce_dims(X), None
         used = self.used_perplexity(len(X))
         if used != self.requested_perplexity:
             MMLogger.get_current_instance().warning(
@@ -344,7 +381,20 @@ class OpenTSNE(BaseTSNE):
                 progress(min(done, total), total, float(error))
             return False
 
-        embedding = tsne.prepare_initial(X)
+        affinities = None
+        if graph is not None:
+            from openTSNE.affinity import PerplexityBasedNN
+            from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+            k = self.graph_k(len(X))
+            affinities = PerplexityBasedNN(
+                perplexity=used, metric=p['metric'], n_jobs=p['n_jobs'],
+                random_state=p['seed'],
+                knn_index=PrecomputedNeighbors(
+                    np.asarray(graph['indices'][:, :k], np.int64),
+                    np.asarray(graph['distances'][:, :k], np.float64)))
+        self.shared_graph_ = graph is not None
+        embedding = tsne.prepare_initial(X, affinities=affinities)
         embedding = embedding.optimize(
             n_iter=EARLY_EXAGGERATION_ITER,
             exaggeration=p['early_exaggeration'],

@@ -137,8 +137,9 @@ class Run:
 
         Returns:
             dict | None: ``indices`` (N, k) int32 sample positions,
-            ``distances`` (N, k) float32 and ``metric`` (str); None when
-            they were not computed.
+            ``distances`` (N, k) float32 and ``metric`` (str), and where
+            the file has them ``builder``, ``space`` (str) and ``recall``
+            (float); None when they were not computed.
 
         Raises:
             UserError: The file is damaged.
@@ -151,6 +152,12 @@ class Run:
                 found = dict(indices=data['indices'],
                              distances=data['distances'],
                              metric=str(data['metric']))
+                # how the graph was searched (files since the shared graph)
+                for name in ('builder', 'space'):
+                    if name in data:
+                        found[name] = str(data[name])
+                if 'recall' in data:
+                    found['recall'] = float(data['recall'])
         except (OSError, ValueError, KeyError, EOFError) as err:
             raise UserError(f'cannot read {path} ({err}); run the '
                             'neighbors step again') from None

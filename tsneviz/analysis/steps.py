@@ -95,16 +95,15 @@ class NeighborsStep(AnalysisStep):
         k = min(20, int(manifest['n_samples']) - 1)
         stored = manifest.get('neighbors') or {}
         # the first key, as ever (compute_neighbors' default)
-        keys = (manifest.get('extraction', {}).get('keys') or [None])[:1]
+        key = (manifest.get('extraction', {}).get('keys') or [None])[0]
         # A run since the shared graph stores its neighbours once, while it
         # is made (neighbor_graph in run.json): then there is nothing to
         # search again. Older runs, or a graph with too few columns, get
         # the exact search.
-        for key in keys:
-            if key in stored and stored[key].get('k', 0) >= k:
-                continue
-            compute_neighbors(run_dir, k=k, key=key,
-                              show_progress=context.show_progress)
+        if key in stored and stored[key].get('k', 0) >= k:
+            return
+        compute_neighbors(run_dir, k=k, key=key,
+                          show_progress=context.show_progress)
 
 
 @ANALYSIS_STEPS.register_module(name='clusters')

@@ -1,4 +1,5 @@
 """The reader of a complete run directory: :class:`Run`."""
+import functools
 import glob
 import os.path as osp
 from typing import Dict, Iterable, List, Optional
@@ -237,10 +238,14 @@ class Run:
     def labels(self) -> np.ndarray:
         return self.table['gt_label'].astype(np.int64)
 
-    @property
+    @functools.cached_property
     def image_paths(self) -> List[str]:
         """Absolute image paths (an older run's relative ones resolved
-        against its recorded ``cwd`` where it has one)."""
+        against its recorded ``cwd`` where it has one).
+
+        Resolved once per ``Run``: the explorer reads them three times, and
+        the table they come from is read once, in ``__init__``.
+        """
         from tsneviz.data.paths import run_image_paths
         return run_image_paths(self, strict=False)
 

@@ -18,6 +18,9 @@ digits), written as an mmpretrain ``CustomDataset`` folder under
 ``benchmarks/.cache/vs_mmpretrain/`` together with a small config that inherits
 ``configs/digits/resnet18-slim_digits.py`` and points
 ``test_dataloader.dataset`` at it. The model is the digits demo checkpoint.
+Ours runs with every default analysis step (views, neighbours, clusters,
+label issues, report and the explorer with its thumbnails), which the
+reference does not have; ``--no-analysis`` stops ours after the plot too.
 
 The reference is mmpretrain's ``tools/visualization/vis_tsne.py`` from the
 installed wheel, run through ``benchmarks/_reference_shim.py`` (two run-time
@@ -205,16 +208,23 @@ def run_reference(config, work_dir, args, log):
     return timed(cmd, work_dir, log)
 
 
-def run_ours(config, work_dir, args, log, extra=()):
+def run_ours(config, work_dir, args, log, extra=(), analysis=True):
     cmd = [sys.executable, OURS, config, '--checkpoint', CHECKPOINT,
            '--sampling', 'first', '--max-num-class', '10',
            '--max-num-samples', str(args.per_class), '--work-dir', work_dir,
-           # the reference stops after the plot: so do we, to compare the
-           # same work (views, clusters, report and explorer come after)
-           '--analysis', *extra]
+           *extra]
+    if not analysis:
+        # the reference stops after the plot; --no-analysis compares only
+        # that work (views, clusters, report and explorer come after)
+        cmd.append('--analysis')
     wall, run_dir = timed(cmd, work_dir, log)
     with open(osp.join(run_dir, 'run.json')) as f:
         manifest = json.load(f)
+    for step, outcome in (manifest.get('analysis') or {}).items():
+        if outcome.get('status') != 'ok':
+            raise SystemExit(f'error: analysis step {step} ended '
+                             f'{outcome.get("status")}; log {log}')
+        manifest['timings'][f'analysis: {step}'] = outcome.get('seconds', 0)
     return wall, run_dir, manifest
 
 
@@ -233,6 +243,9 @@ def parse_args(argv=None):
                         default=osp.join(HERE, '.cache', 'vs_mmpretrain'),
                         help='data, config and runs (default: %(default)s)')
     parser.add_argument('--lock', help='flock this file around each pair')
+    parser.add_argument('--no-analysis', action='store_true',
+                        help='ours without the analysis steps (default: '
+                        'every default step, explorer included)')
     parser.add_argument('--keep-runs', action='store_true',
                         help='keep the run directories of earlier '
                         'invocations (default: start from an empty runs/)')
@@ -269,7 +282,8 @@ def main(argv=None) -> int:
                                      osp.join(logs, f'reference_{i}.log'))
             b, b_dir, manifest = run_ours(config, ours_dir, args,
                                           osp.join(logs, f'ours_{i}.log'),
-                                          ['--no-cache'])
+                                          ['--no-cache'],
+                                          analysis=not args.no_analysis)
         ref_feat = np.load(osp.join(a_dir, FEATURE))
         our_feat = np.load(osp.join(b_dir, FEATURE))
         if ref_feat.shape != our_feat.shape:
@@ -318,7 +332,7 @@ def main(argv=None) -> int:
     with exclusive(args.lock):
         wall, c_dir, manifest = run_ours(
             config, ours_dir, args, osp.join(logs, 'ours_cache.log'),
-            ['--perplexity', perplexity])
+            ['--perplexity', perplexity], analysis=False)
     timings = manifest['timings']
     cached_from = manifest['extraction'].get('cached_from')
     tsne = sum(v for k, v in timings.items() if k.startswith('tsne:'))

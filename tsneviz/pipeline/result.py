@@ -271,15 +271,31 @@ def finish_run(run_dir: str, result: RunResult, reducer,
 
 
 def versions() -> Dict[str, str]:
-    """Versions of Python, tsneviz and the libraries a run depends on."""
+    """Versions of Python, tsneviz and the libraries a run depends on.
+
+    A library the run has not imported is looked up in the installed
+    distributions instead: importing torchvision or mmpretrain only to read
+    a version costs seconds in a run of plain features.
+    """
+    from importlib import metadata
+
     found = {'python': platform.python_version(), 'tsneviz': __version__}
-    for name in ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmpretrain',
-                 'numpy', 'sklearn', 'openTSNE', 'matplotlib'):
+    for name, dists in (('torch', ['torch']),
+                        ('torchvision', ['torchvision']),
+                        ('mmengine', ['mmengine']),
+                        ('mmcv', ['mmcv', 'mmcv-lite']),
+                        ('mmpretrain', ['mmpretrain']),
+                        ('numpy', ['numpy']), ('sklearn', ['scikit-learn']),
+                        ('openTSNE', ['openTSNE']),
+                        ('matplotlib', ['matplotlib'])):
         module = sys.modules.get(name)
-        if module is None:
+        if module is not None:
+            found[name] = getattr(module, '__version__', 'unknown')
+            continue
+        for dist in dists:
             try:
-                module = __import__(name)
-            except ImportError:
+                found[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
                 continue
-        found[name] = getattr(module, '__version__', 'unknown')
     return found

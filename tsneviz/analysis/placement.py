@@ -598,16 +598,17 @@ def _plot_layer(run: Run, placed: Placement, name: str, out: str) -> None:
     fig = Figure(figsize=(5.0, 4.6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.scatter(coords[:, 0], coords[:, 1], s=6, alpha=0.25, linewidths=0,
+    ax.scatter(coords[:, 0], coords[:, 1], s=10, alpha=0.35, linewidths=0,
                c=[palette[i] for i in labels])
     if placed.labels is not None:
         colors = [palette[i] if i >= 0 else (0, 0, 0, 1)
                   for i in placed.labels]
     else:
         colors = 'black'
-    ax.scatter(placed.coords[:, 0], placed.coords[:, 1], s=36, marker='*',
+    ax.scatter(placed.coords[:, 0], placed.coords[:, 1], s=22, marker='*',
                c=colors, edgecolors='black', linewidths=0.4)
-    title = f'{name}: {len(placed)} placed on the {run.method} map'
+    method = {'tsne': 't-SNE', 'pca': 'PCA'}.get(run.method, run.method)
+    title = f'{name}: {len(placed)} placed on the {method} map'
     agreement = placed.agreement()
     if agreement is not None:
         title += f'\n{VOTE_K}-NN map class = label: {agreement:.1%}'

@@ -595,18 +595,18 @@ def _plot_layer(run: Run, placed: Placement, name: str, out: str) -> None:
     labels = run.labels
     palette = class_palette(max(run.label_space.dataset_size,
                                 int(labels.max()) + 1))
-    fig = Figure(figsize=(5.0, 4.6))
+    fig = Figure(figsize=(5.6, 5.0))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.scatter(coords[:, 0], coords[:, 1], s=10, alpha=0.35, linewidths=0,
+    ax.scatter(coords[:, 0], coords[:, 1], s=14, alpha=0.45, linewidths=0,
                c=[palette[i] for i in labels])
     if placed.labels is not None:
         colors = [palette[i] if i >= 0 else (0, 0, 0, 1)
                   for i in placed.labels]
     else:
         colors = 'black'
-    ax.scatter(placed.coords[:, 0], placed.coords[:, 1], s=22, marker='*',
-               c=colors, edgecolors='black', linewidths=0.4)
+    ax.scatter(placed.coords[:, 0], placed.coords[:, 1], s=12, marker='*',
+               c=colors, edgecolors='black', linewidths=0.25)
     method = {'tsne': 't-SNE', 'pca': 'PCA'}.get(run.method, run.method)
     title = f'{name}: {len(placed)} placed on the {method} map'
     agreement = placed.agreement()
@@ -616,7 +616,7 @@ def _plot_layer(run: Run, placed: Placement, name: str, out: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    atomic_write(out, lambda f: fig.savefig(f, format='png', dpi=80))
+    atomic_write(out, lambda f: fig.savefig(f, format='png', dpi=90))
 
 
 def placed_layers(run: Union[str, Run]) -> List[dict]:

@@ -174,3 +174,30 @@ def test_one_line_errors(tmp_path, val_run, features_run, digits_root):
     Image.new('RGB', (32, 32)).save(flat / 'a.png')
     assert 'cannot tell the label' in message(
         lambda: place_images(val_run, str(flat), labels='folder'))
+
+
+def test_labels_from_an_annotation_file(tmp_path, val_run, digits_root):
+    """``<path> <label>`` lines, relative to the images folder, by class
+    name or id; images the file does not list are an error."""
+    import shutil
+
+    from tsneviz.apis import place_images
+    from tsneviz.errors import UserError
+
+    train = osp.join(digits_root, 'train')
+    new = tmp_path / 'new'
+    lines = []
+    for c in (2, 7):
+        name = sorted(os.listdir(osp.join(train, str(c))))[0]
+        (new / 'x').mkdir(parents=True, exist_ok=True)
+        shutil.copy(osp.join(train, str(c), name), new / 'x' / name)
+        lines.append(f'x/{name} {c}')
+    listing = tmp_path / 'labels.txt'
+    listing.write_text('\n'.join(lines) + '\n')
+    placed = place_images(val_run, str(new), labels=str(listing),
+                          write=False)
+    assert sorted(placed.labels.tolist()) == [2, 7]
+    assert (placed.pred_label == placed.labels).all()
+    # relative to the train folder, the file labels 2 of its images
+    with pytest.raises(UserError, match='no label for'):
+        place_images(val_run, train, labels=str(listing), write=False)

@@ -39,7 +39,8 @@ from tsneviz.rundir import (CONFIG, Run, atomic_write, neighbors_file,
 
 __all__ = ['METRICS', 'compute_neighbors', 'write_graph', 'load_neighbors',
            'query',
-           'describe_sample', 'embed_image', 'save_neighbor_grid']
+           'describe_sample', 'embed_image', 'embed_images',
+           'save_neighbor_grid']
 
 METRICS = ('cosine', 'euclidean')
 
@@ -248,11 +249,7 @@ def embed_image(run_dir: Union[str, Run], image: str,
                 key: Optional[str] = None, device: str = 'cpu') -> np.ndarray:
     """Features of a new image, made the way the run made its features.
 
-    The model is built from the run's resolved ``config.py`` and the
-    checkpoint of ``run.json`` (loaded safely unless the run recorded
-    ``trusted``; checked against its sha256); the image goes through the
-    config's test pipeline and is read at the recorded stage with the
-    recorded token pooling.
+    One image through :func:`embed_images`.
 
     Args:
         run_dir (str | Run): The run.
@@ -267,6 +264,36 @@ def embed_image(run_dir: Union[str, Run], image: str,
         >>> embed_image(run_dir, 'data/digits/val/3/1000.png').shape
         (128,)
     """
+    return embed_images(run_dir, [image], key, device)[0][0]
+
+
+def embed_images(run_dir: Union[str, Run], images: Sequence[str],
+                 key: Optional[str] = None, device: str = 'cpu',
+                 batch_size: int = 64) -> tuple:
+    """Features (and logits) of new images, made as the run made its own.
+
+    The model is built once from the run's resolved ``config.py`` and the
+    checkpoint of ``run.json`` (loaded safely unless the run recorded
+    ``trusted``; checked against its sha256); the images go through the
+    config's test pipeline in batches and are read at the recorded stage
+    with the recorded token pooling.
+
+    Args:
+        run_dir (str | Run): The run.
+        images (Sequence[str]): Image files.
+        key (str, optional): Feature key; default the run's first.
+        device (str): Torch device. Defaults to ``'cpu'``.
+        batch_size (int): Images per forward pass. Defaults to 64.
+
+    Returns:
+        tuple: (M, C) float32 features and (M, K) logits, or None when
+        the model has no classification head.
+
+    Examples:
+        >>> feats, logits = embed_images(run_dir, ['a.png', 'b.png'])
+        >>> feats.shape, logits.shape
+        ((2, 128), (2, 10))
+    """
     from mmcv.transforms import Compose
     from mmengine.dataset import default_collate
     from mmengine.registry import DefaultScope
@@ -277,8 +304,17 @@ def embed_image(run_dir: Union[str, Run], image: str,
 
     run = _as_run(run_dir)
     key = run.key(key)
-    if not osp.isfile(image):
-        raise UserError(f'image not found: {image}')
+    if not len(images):
+        raise UserError('no images given; pass image files or a folder '
+                        'that holds some')
+    for image in images:
+        if not osp.isfile(image):
+            raise UserError(f'image not found: {image}')
+    if not run.has(CONFIG):
+        raise UserError(f'{run.path} has no {CONFIG}: it was made from '
+                        'plain features or a PyTorch module, so new images '
+                        'cannot be passed through its model; pass their '
+                        'features instead')
     cfg = load_config(run.file(CONFIG))
     extraction = run.manifest['extraction']
     checkpoint = _run_checkpoint(run)
@@ -286,30 +322,40 @@ def embed_image(run_dir: Union[str, Run], image: str,
                                                               False))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         pipeline = Compose(_pipeline(cfg))
-        try:
-            packed = pipeline(dict(img_path=image))
-        except Exception as err:
-            reason = str(err).strip().splitlines()
-            reason = reason[-1] if reason else type(err).__name__
-            raise UserError(f'cannot read image {image}: {reason}') from None
-    if packed is None:
-        raise UserError(f'cannot read image {image}: the test pipeline '
-                        'dropped it')
     model, _ = build_model(cfg, checkpoint, device, trust_checkpoint=trusted,
                            seed=int(run.manifest.get('seed', 0)))
-    batch = default_collate([packed])
-    result = extract(model, [batch], extraction['stage'],
+
+    def batches():
+        for start in range(0, len(images), batch_size):
+            packed = []
+            for image in images[start:start + batch_size]:
+                with DefaultScope.overwrite_default_scope('mmpretrain'):
+                    try:
+                        one = pipeline(dict(img_path=image))
+                    except Exception as err:
+                        reason = str(err).strip().splitlines()
+                        reason = reason[-1] if reason else \
+                            type(err).__name__
+                        raise UserError(f'cannot read image {image}: '
+                                        f'{reason}') from None
+                if one is None:
+                    raise UserError(f'cannot read image {image}: the test '
+                                    'pipeline dropped it')
+                packed.append(one)
+            yield default_collate(packed)
+
+    result = extract(model, batches(), extraction['stage'],
                      extraction.get('token_pool', 'mean'))
     if key not in result.features:
         raise UserError(f'the model gave {", ".join(result.features)}, not '
                         f'{key}; the run\'s config or model changed')
-    features = result.features[key][0]
+    features = result.features[key]
     expected = run.features(key).shape[1]
-    if features.shape[0] != expected:
-        raise UserError(f'the new image has {features.shape[0]} features '
+    if features.shape[1] != expected:
+        raise UserError(f'the new images have {features.shape[1]} features '
                         f'where the run has {expected}; the run\'s config '
                         'or model changed')
-    return features
+    return features, result.logits
 
 
 def query(run_dir: str, index: Optional[int] = None,

@@ -26,7 +26,8 @@ __all__ = [
     'build_reducer', 'fit_layout', 'RunOptions', 'run_vis_tsne',
     'run_features', 'run_module', 'analyze_run', 'cluster_run',
     'compute_neighbors', 'query', 'find_label_issues', 'write_report',
-    'compare_runs', 'make_splits', 'export_selection', 'export_run'
+    'compare_runs', 'make_splits', 'export_selection', 'export_run',
+    'place_images', 'place_features'
 ]
 
 # The tools' functions are re-exported too, but imported on first use: they
@@ -39,7 +40,9 @@ _LAZY = {'cluster_run': 'tsneviz.analysis.runs',
          'compare_runs': 'tsneviz.compare',
          'make_splits': 'tsneviz.exporters.splits',
          'export_selection': 'tsneviz.exporters.selection',
-         'export_run': 'tsneviz.exporters.base'}
+         'export_run': 'tsneviz.exporters.base',
+         'place_images': 'tsneviz.analysis.placement',
+         'place_features': 'tsneviz.analysis.placement'}
 
 
 def __getattr__(name):

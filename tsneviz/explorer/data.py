@@ -348,3 +348,35 @@ def write_samples(run: Run, data: dict, legend: dict) -> None:
               '__tsneviz_samples',
               dict(header=rows[0], rows=rows[1:],
                    ann=annotation_paths(run.image_paths, prefix)))
+
+
+# ---- placed layers ----------------------------------------------------------
+
+def placed_columns(run: Run, key: str) -> List[dict]:
+    """The placed layers of ``key``'s map (``tools/place.py``), for the plot.
+
+    Returns:
+        list[dict]: Per layer ``name``, ``n`` and ``data``: the columns
+        ``x``, ``y``, ``path``, ``label``, ``pred`` and ``nn`` (the paths of
+        its three nearest map samples), text where the layer has none.
+    """
+    from tsneviz.analysis.placement import PATH_SEPARATOR, placed_layers
+    from tsneviz.rundir import coord_column
+
+    layers = []
+    for layer in placed_layers(run):
+        table = layer['table']
+        if layer.get('key') != key or coord_column(key, 'x') not in table:
+            continue
+        n = len(table[coord_column(key, 'x')])
+        blank = [''] * n
+        nn = [', '.join(osp.basename(p) for p in cell.split(
+            PATH_SEPARATOR)[:3]) for cell in table.get('neighbor_paths',
+                                                        blank)]
+        layers.append(dict(name=layer['name'], n=n, data=dict(
+            x=np.asarray(table[coord_column(key, 'x')], np.float32),
+            y=np.asarray(table[coord_column(key, 'y')], np.float32),
+            path=list(table.get('img_path', blank)),
+            label=list(table.get('gt_class', blank)),
+            pred=list(table.get('pred_class', blank)), nn=nn)))
+    return layers

@@ -86,7 +86,7 @@ def _mappers(data: dict, legend: dict, has_cluster: bool) -> dict:
     return mappers
 
 
-def figure(data: dict, legend: dict, has_cluster: bool):
+def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
     """The Bokeh scatter, its models named for the page's script.
 
     Args:
@@ -94,6 +94,9 @@ def figure(data: dict, legend: dict, has_cluster: bool):
         legend (dict): :func:`tsneviz.explorer.data.legends`; the loss
             colour bar (``loss_range``, ``loss_colors``) is added to it.
         has_cluster (bool): Whether to colour by cluster too.
+        placed (Sequence[dict]): Placed layers
+            (:func:`tsneviz.explorer.data.placed_columns`), each drawn by
+            its own renderer ``tsneviz-placed-<i>``. Defaults to none.
 
     Returns:
         bokeh.plotting.figure: The plot (``tsneviz-plot``) with the sources
@@ -135,6 +138,7 @@ def figure(data: dict, legend: dict, has_cluster: bool):
                           fill_color=dict(field='gt',
                                           transform=mappers['gt']),
                           line_color=None, fill_alpha=alpha)
+    _add_placed(plot, placed, n)
     # the selection, and rings around the focused sample and its
     # neighbours; none of them hit-tested
     chosen = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-chosen')
@@ -158,6 +162,27 @@ def figure(data: dict, legend: dict, has_cluster: bool):
     # mappers not in use are still in the document, found by name from JS
     plot.tags = list(mappers.values())
     return plot
+
+
+def _add_placed(plot, layers, n: int) -> None:
+    """Each placed layer as black stars above the map, with a hover of its
+    own (path, label, prediction, nearest map samples); the page's script
+    shows and hides them (``tsneviz-placed-<i>``)."""
+    from bokeh.models import ColumnDataSource, HoverTool
+
+    renderers = []
+    for i, layer in enumerate(layers):
+        source = ColumnDataSource(data=layer['data'],
+                                  name=f'tsneviz-placed-source-{i}')
+        renderers.append(plot.scatter(
+            'x', 'y', source=source, name=f'tsneviz-placed-{i}',
+            marker='star', size=max(_point_size(n) + 6, 12),
+            fill_color='#000000', line_color='#ffffff', line_width=0.8))
+    if renderers:
+        plot.add_tools(HoverTool(
+            name='tool-hover-placed', renderers=renderers,
+            tooltips=[('placed', '@path'), ('label', '@label'),
+                      ('prediction', '@pred'), ('nearest', '@nn')]))
 
 
 def render(title: str, config: dict, meta: dict, plot) -> str:

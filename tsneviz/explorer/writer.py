@@ -67,7 +67,8 @@ def write_explorer(run_dir: str, key: Optional[str] = None, k: int = 9,
     data = point_data.columns(run, key, thumbs, cluster)
     legend = point_data.legends(run, data, cluster_items)
     point_data.write_samples(run, data, legend)
-    plot = figure(data, legend, cluster is not None)
+    placed = point_data.placed_columns(run, key)
+    plot = figure(data, legend, cluster is not None, placed)
     name = osp.basename(osp.normpath(run_dir))
     config = dict(DEFAULT_CONFIG, run=name)
     if base_url is not None:
@@ -79,7 +80,8 @@ def write_explorer(run_dir: str, key: Optional[str] = None, k: int = 9,
                 has_predictions=run.has_predictions,
                 has_label_issues='label_issue' in run.table,
                 data_prefix=run.manifest.get('data_prefix'),
-                selection_shown=SELECTION_SHOWN, legends=legend)
+                selection_shown=SELECTION_SHOWN, legends=legend,
+                placed=[dict(name=p['name'], n=p['n']) for p in placed])
     page = render(f'tsneviz explorer: {name} ({key})', config, meta, plot)
     path = osp.join(run_dir, PAGE)
     write_text(path, page)

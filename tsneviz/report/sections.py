@@ -15,6 +15,7 @@ from tsneviz.rundir import (CLUSTER_COLUMNS, CLUSTERS, CONFUSION_PNG,
                             MANIFEST, Run, plot_file, step_command)
 
 from .measures import class_predictions
+from .placed import placed_section
 from .render import Image, Paragraph, Section, Table
 
 #: Rows of the worst-classes and high-loss-clusters tables.
@@ -312,6 +313,7 @@ def build_sections(run: Run, key: str, metrics: dict, source: str,
         _worst_section(run, errors),
         _predictions_section(run),
         _label_issues_section(run),
+        placed_section(run),
         _clusters_section(run),
         _plots_section(plots),
     ]

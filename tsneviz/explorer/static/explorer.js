@@ -397,6 +397,25 @@
     hover.hidden = true;
   });
 
+  // ---- placed layers (tools/place.py) ------------------------------------
+  // one checkbox per layer shows or hides its renderer
+  T.setupPlaced = function (byName) {
+    const box = $('tsneviz-placed');
+    T.placed = (meta.placed || []).map((layer, i) => {
+      const renderer = byName('tsneviz-placed-' + i);
+      const label = document.createElement('label');
+      label.className = 'placed-toggle';
+      label.innerHTML = `<input type="checkbox" id="placed-toggle-${i}"` +
+        ` checked> ${esc(layer.name)} <span class="count">${layer.n}</span>`;
+      label.querySelector('input').addEventListener('change', (ev) => {
+        renderer.visible = ev.target.checked;
+      });
+      box.appendChild(label);
+      return {name: layer.name, n: layer.n, renderer};
+    });
+    box.hidden = !T.placed.length;
+  };
+
   // ---- start ----------------------------------------------------------------
   function softwareGl() {
     try {
@@ -435,6 +454,7 @@
       if (mapper) T.mappers[m] = mapper;
     }
     T.webgl = pv.canvas_view.webgl != null;
+    T.setupPlaced(byName);
     drawLegend();
     $('visible-count').textContent = `${meta.n} of ${meta.n} shown`;
     $('visible-count').dataset.count = String(meta.n);

@@ -11,11 +11,11 @@ Examples:
     ['/api/runs', '/api/runs/{run}/points']
 """
 from tsneviz.server.routes import (clusters, images, jobs, neighbors, pages,
-                                   points, runs, selections, splits)
+                                   place, points, runs, selections, splits)
 
 __all__ = ['ROUTERS']
 
 #: Every router, in the order they are included.
 ROUTERS = (runs.router, points.router, neighbors.router, clusters.router,
            images.router, selections.router, splits.router, jobs.router,
-           pages.router)
+           place.router, pages.router)

@@ -1,0 +1,136 @@
+"""``POST /api/runs/{run}/place``: where an uploaded image lands on a map.
+
+Search by example: the image goes through the run's model, stage and
+pooling and is placed on its map without moving it
+(:mod:`tsneviz.analysis.placement`); the reply has its position, the
+model's prediction and its nearest samples of the run. Nothing is written
+into the run directory unless ``save`` names a layer: then the image is
+kept as ``placed/<save>.images/<file>`` and the layer as
+``placed/<save>.csv``, as ``tools/place.py`` writes it.
+
+The upload is one multipart file (python-multipart), capped by the
+server's body limit (:class:`~tsneviz.server.security.BodyLimit`), refused
+from other sites (:class:`~tsneviz.server.security.OriginGuard`) and
+checked to be an image before the model sees it; it is written only to a
+private temporary folder, never to a path the client names.
+"""
+import io
+import os
+import os.path as osp
+import tempfile
+from typing import List, Optional
+
+from fastapi import APIRouter, File, Query, UploadFile
+from pydantic import BaseModel
+
+from tsneviz.errors import UserError
+from tsneviz.server import models as m
+from tsneviz.server.context import ERRORS, ServerDep
+from tsneviz.server.errors import Unprocessable
+
+__all__ = ['router', 'Placed']
+
+router = APIRouter(tags=['runs'])
+
+#: Image formats an upload may be, and the file suffix each is kept with.
+FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif',
+           'WEBP': '.webp', 'PPM': '.ppm'}
+
+
+class Placed(BaseModel):
+    run: str
+    key: str
+    x: float
+    y: float
+    z: Optional[float] = None
+    how: str
+    pred_label: Optional[int] = None
+    pred_class: Optional[str] = None
+    score: Optional[float] = None
+    map_vote: int
+    map_vote_class: str
+    k: int
+    neighbors: List[m.Neighbor]
+    saved: Optional[str] = None
+
+
+def _image_suffix(data: bytes) -> str:
+    """The suffix of an uploaded image's format; 422 when it is none."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise Unprocessable('the upload is not an image that can be read; '
+                            'send a PNG or JPEG file') from None
+    if fmt not in FORMATS:
+        raise Unprocessable(f'images in {fmt} are not taken; send one of '
+                            f'{", ".join(FORMATS)}')
+    return FORMATS[fmt]
+
+
+@router.post('/api/runs/{run}/place', response_model=Placed,
+             responses=ERRORS)
+def place(run: str, srv: ServerDep,
+          image: UploadFile = File(description='one image file'),
+          k: int = Query(10, ge=1, le=100),
+          key: Optional[str] = None,
+          save: Optional[str] = Query(
+              None, pattern=r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+              description='keep the image and its placement as the layer '
+              'placed/<save>.csv of the run; by default nothing is '
+              'written')):
+    """Place one uploaded image on the run's map (the map stays as it is).
+
+    Returns its map position, the model's prediction and score (with a
+    classification head), the majority class of its 10 nearest map
+    samples on the map, and its ``k`` nearest samples in feature space.
+    """
+    from tsneviz.analysis.neighbors import describe_sample
+    from tsneviz.analysis.placement import PLACED_DIR, place_images
+
+    r = srv.run(run)
+    if k > len(r):
+        raise Unprocessable(f'k {k} is larger than the {len(r)} samples of '
+                            'the run; pass a smaller k')
+    data = image.file.read()
+    suffix = _image_suffix(data)
+    name = osp.basename(image.filename or '') or 'upload'
+    name = osp.splitext(name)[0][:64] or 'upload'
+    with tempfile.TemporaryDirectory(prefix='tsneviz-place-') as tmp:
+        try:
+            if save:
+                with srv.run_lock(f'{run}\0placed'):
+                    folder = r.file(osp.join(PLACED_DIR, f'{save}.images'))
+                    os.makedirs(folder, exist_ok=True)
+                    path = osp.join(folder, f'upload{suffix}')
+                    from tsneviz.rundir import write_bytes
+                    write_bytes(path, data)
+                    placed = place_images(r.path, [path], name=save,
+                                          key=key, k=k)
+            else:
+                path = osp.join(tmp, f'upload{suffix}')
+                with open(path, 'wb') as f:
+                    f.write(data)
+                placed = place_images(r.path, [path], key=key, k=k,
+                                      write=False)
+        except UserError as err:
+            # the temporary file's path means nothing to the client
+            raise Unprocessable(str(err).replace(path, name)) from None
+    neighbors = [describe_sample(r, int(i), max(float(d), 0.0))
+                 for i, d in zip(placed.neighbors[0], placed.distances[0])]
+    coords = [float(v) for v in placed.coords[0]]
+    space = r.label_space
+    vote = int(placed.map_vote[0])
+    reply = dict(run=run, key=placed.key, x=coords[0], y=coords[1],
+                 z=coords[2] if len(coords) > 2 else None, how=placed.how,
+                 map_vote=vote, map_vote_class=space.dataset_name(vote),
+                 k=len(neighbors), neighbors=neighbors,
+                 saved=placed.name)
+    if placed.pred_label is not None:
+        pred = int(placed.pred_label[0])
+        reply.update(pred_label=pred, pred_class=space.model_name(pred),
+                     score=float(placed.score[0]))
+    return reply

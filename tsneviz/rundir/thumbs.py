@@ -142,6 +142,10 @@ class PackedThumbnails:
     def __len__(self) -> int:
         return len(self.sizes)
 
+    def matches(self, paths: Sequence[str]) -> bool:
+        """Whether it was packed for these image paths of the samples."""
+        return self.digest == _paths_digest([str(p) for p in paths])
+
     def locate(self, thumb: int) -> Tuple[int, int, int, int, int]:
         """``(sheet, x, y, width, height)`` of a thumbnail in its sheet."""
         thumb = int(thumb)
@@ -231,8 +235,11 @@ def packed_for(run_dir: str, paths: Sequence[str], size: Optional[int] = None,
         >>> packed_for(run_dir, Run(run_dir).image_paths).cell
         64
     """
-    packed = read_packed(run_dir)
-    if packed is not None and packed.digest == _paths_digest(paths) and \
+    try:
+        packed = read_packed(run_dir)
+    except UserError:
+        packed = None  # damaged: packed again
+    if packed is not None and packed.matches(paths) and \
             size in (None, packed.cell):
         return packed
     return pack_thumbnails(run_dir, paths, size or DEFAULT_CELL,
@@ -346,8 +353,10 @@ def pack_thumbnails(run_dir: str, paths: Sequence[str],
     size, sheet_px = int(size), int(sheet_px)
     paths = [str(p) for p in paths]
     digest = _paths_digest(paths)
-    previous = read_packed(run_dir) if osp.isfile(
-        osp.join(run_dir, THUMBS, INDEX_JSON)) else None
+    try:
+        previous = read_packed(run_dir)
+    except UserError:
+        previous = None  # damaged: packed again below
     if previous is not None and previous.digest == digest and \
             previous.cell == size and previous.cols == sheet_px // size:
         return previous

@@ -146,12 +146,26 @@ def test_index_script_is_the_index_for_the_page(images, tmp_path):
     assert script['cell'] == packed.cell and script['count'] == 10
 
 
-def test_process_pool_packs_the_same(images, tmp_path, monkeypatch):
+@pytest.mark.parametrize('threaded', [False, True])
+def test_process_pool_packs_the_same(images, tmp_path, monkeypatch,
+                                     threaded):
+    import threading
+
     many = images * 3 + [p + '.missing' for p in images[:2]]
     serial = pack_thumbnails(str(tmp_path / 'a'), many, size=16, workers=1)
     monkeypatch.setattr(packing, 'POOL_MIN_IMAGES', 2)
     monkeypatch.setattr(packing, '_CHUNK', 3)
-    pooled = pack_thumbnails(str(tmp_path / 'b'), many, size=16, workers=2)
+    # another thread alive (as in the server): workers are spawned, not
+    # forked
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    if threaded:
+        other.start()
+    try:
+        pooled = pack_thumbnails(str(tmp_path / 'b'), many, size=16,
+                                 workers=2)
+    finally:
+        done.set()
     assert pooled.ids.tolist() == serial.ids.tolist()
     assert pooled.sizes.tolist() == serial.sizes.tolist()
     a = np.asarray(Image.open(tmp_path / 'a' / 'thumbs' / 'sheet_0.png'))

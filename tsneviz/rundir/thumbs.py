@@ -34,9 +34,12 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import os.path as osp
 import re
+import threading
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -277,9 +280,21 @@ def _decoded(paths: Sequence[str], size: int, workers: int):
         for chunk in chunks:
             yield _decode_chunk(chunk, size)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # map keeps the order, so sheets fill cell by cell as results come
-        yield from pool.map(_decode_chunk, chunks, [size] * len(chunks))
+    # fork is fastest, but forking a process with other threads (a server
+    # packing on request) can copy a lock held mid-way: spawn there
+    method = 'fork' if threading.active_count() == 1 and \
+        'fork' in multiprocessing.get_all_start_methods() else 'spawn'
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing
+                             .get_context(method)) as pool:
+        # in order, so sheets fill cell by cell; a few chunks ahead only,
+        # so decoded pixels wait in memory for sheets no more than that
+        ahead = deque()
+        for chunk in chunks:
+            ahead.append(pool.submit(_decode_chunk, chunk, size))
+            if len(ahead) > 4 * workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def _compose(cells: list, cols: int, cell: int):

@@ -398,6 +398,11 @@ def test_explorer_served(browser, demo_run, tmp_path):
         served.stop()
     # served, the focused sample's full image comes from the image API
     assert any(f'/api/runs/{run_id}/images/' in u for u in requests)
+    # and the thumbnails' sheets and index from the thumbnails API
+    assert any(u.endswith(f'/api/runs/{run_id}/thumbs/index.js')
+               for u in requests)
+    assert any(u.endswith(f'/api/runs/{run_id}/thumbs/sheet_0.png')
+               for u in requests)
 
 
 # ---- what the page is made of (no browser) ----------------------------------

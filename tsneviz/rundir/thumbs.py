@@ -280,6 +280,9 @@ def _decoded(paths: Sequence[str], size: int, workers: int):
         for chunk in chunks:
             yield _decode_chunk(chunk, size)
         return
+    # imported here so that forked workers inherit it (the tsneviz.data
+    # package imports torch, seconds per worker); spawned ones import it
+    import tsneviz.data.display  # noqa: F401
     # fork is fastest, but forking a process with other threads (a server
     # packing on request) can copy a lock held mid-way: spawn there
     method = 'fork' if threading.active_count() == 1 and \
@@ -387,7 +390,9 @@ def pack_thumbnails(run_dir: str, paths: Sequence[str],
     cols = sheet_px // size
     per_sheet = cols * (sheet_px // size)
     if workers is None:
-        workers = os.cpu_count() or 1
+        # the CPUs this process may use (a container's, a taskset's)
+        workers = len(os.sched_getaffinity(0)) if hasattr(
+            os, 'sched_getaffinity') else os.cpu_count() or 1
     sizes = np.zeros((len(unique), 2), np.uint16)
     sheets, cells = [], []
 

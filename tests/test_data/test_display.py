@@ -70,14 +70,20 @@ def test_explorer_thumbnail(grey16, tmp_path):
     run_dir.mkdir()
     ids = write_thumbnails(str(run_dir), [grey16], size=24)
     assert ids.tolist() == [0]
-    with Image.open(run_dir / 'thumbs' / '0.png') as thumb:
-        assert thumb.convert('L').getpixel((20, 5)) == 128
+    # the first cell of the first sheet
+    with Image.open(run_dir / 'thumbs' / 'sheet_0.png') as sheet:
+        assert sheet.convert('L').getpixel((20, 5)) == 128
 
 
 def test_projector_sprite(grey16, tmp_path):
+    import os
+
     from tsneviz.exporters.projector import write_sprite
+    from tsneviz.rundir.thumbs import pack_thumbnails
+    packed = pack_thumbnails(str(tmp_path), [grey16], size=24)
+    os.remove(grey16)  # the sprite is made from the packed thumbnail
     path = str(tmp_path / 'sprite.png')
-    write_sprite(path, [grey16], thumbnail_size=24)
+    write_sprite(path, packed, thumbnail_size=24)
     with Image.open(path) as sprite:
         assert sprite.convert('RGB').getpixel((20, 5)) == (128, 128, 128)
 

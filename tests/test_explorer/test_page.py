@@ -7,6 +7,7 @@ real mouse event. ``window.tsneviz`` is used only to read state and to map
 data coordinates to the screen.
 """
 import csv
+import io
 import json
 import os
 import os.path as osp
@@ -91,7 +92,7 @@ def test_explorer_files(demo_run):
     bokeh_js = Resources(mode='inline',
                          components=['bokeh', 'bokeh-gl']).render_js()
     assert text.count('data:image') == bokeh_js.count('data:image')
-    assert 'thumbs/{thumb}.png' in text
+    assert 'thumbs/sheet_{sheet}.png' in text
     # a WebGL scatter (the page falls back to Bokeh's canvas only where
     # the browser's WebGL is a software rasteriser)
     assert '"output_backend":"webgl"' in text
@@ -102,7 +103,11 @@ def test_explorer_files(demo_run):
     for name in manifest['outputs']:
         assert osp.isfile(osp.join(run_dir, name)), name
     assert 'index.html' in manifest['outputs']
-    assert 'thumbs/0.png' in manifest['outputs']
+    # one sheet of packed thumbnails, not a file per image
+    assert {n for n in manifest['outputs'] if n.startswith('thumbs/')} == {
+        'thumbs/sheet_0.png', 'thumbs/index.js', 'thumbs/index.json'}
+    assert sorted(os.listdir(osp.join(run_dir, 'thumbs'))) == [
+        'index.js', 'index.json', 'sheet_0.png']
     assert osp.isfile(osp.join(run_dir, 'neighbors_feat_3.npz'))
     # run.json stays the last file written
     newest = max(os.listdir(run_dir),
@@ -123,7 +128,7 @@ def test_with_config_changes_only_urls(demo_run):
     block = served[start:served.index('</script>', start)]
     config = json.loads(block[block.index('>') + 1:])
     assert config['base_url'] == '/runs/r1/'
-    assert config['thumb_url'] == 'thumbs/{thumb}.png'
+    assert config['sheet_url'] == 'thumbs/sheet_{sheet}.png'
     with pytest.raises(UserError, match='unknown'):
         with_config(text, thumbs='x')
 
@@ -140,6 +145,58 @@ def _inside(points: np.ndarray, polygon: np.ndarray):
     nearest = a[None] + t[..., None] * ab[None]
     edge = np.linalg.norm(points[:, None] - nearest, axis=-1).min(1)
     return inside, edge < EDGE_PX
+
+
+def check_thumbnail(page, selector, run_dir, position):
+    """The thumbnail element ``selector`` shows the packed cell of the
+    sample at ``position``: its background is that cell of that sheet,
+    and its pixels are the cell's, enlarged without smoothing."""
+    from PIL import Image
+
+    from tsneviz.rundir.thumbs import read_packed
+
+    packed = read_packed(run_dir)
+    thumb = int(packed.ids[position])
+    sheet, x, y, w, h = packed.locate(thumb)
+    page.wait_for_selector(f'{selector}[data-painted="1"]')
+    box = page.locator(selector)
+    assert box.get_attribute('data-thumb') == str(thumb)
+    width, height = box.evaluate('e => [getComputedStyle(e).width, '
+                                 'getComputedStyle(e).height]')
+    scale = min(float(width[:-2]) / w, float(height[:-2]) / h)
+    cell = box.locator('i')
+    style = cell.evaluate(
+        'e => { const s = getComputedStyle(e); return [s.backgroundImage,'
+        ' s.backgroundPositionX, s.backgroundPositionY, s.width, s.height,'
+        ' s.imageRendering]; }')
+    image, left, top, cell_w, cell_h, rendering = style
+    assert image.endswith(f'thumbs/sheet_{sheet}.png")'), image
+    assert float(left[:-2]) == pytest.approx(-x * scale)
+    assert float(top[:-2]) == pytest.approx(-y * scale)
+    assert float(cell_w[:-2]) == pytest.approx(w * scale)
+    assert float(cell_h[:-2]) == pytest.approx(h * scale)
+    assert rendering == ('pixelated' if scale > 1 else 'auto')
+    page.wait_for_function(
+        '(url) => { const i = new Image(); i.src = url; return i.complete; }',
+        arg=image[5:-2])
+    shot = np.asarray(Image.open(io.BytesIO(cell.screenshot())).convert(
+        'RGB'), np.float32)
+    # the element may start between screen pixels: the screenshot can be a
+    # pixel larger, and its best-aligned crop is compared
+    size = (round(w * scale), round(h * scale))
+
+    def mismatch(t):
+        want = np.asarray(packed.thumbnail(t).convert('RGB').resize(
+            size, Image.Resampling.NEAREST), np.float32)
+        return min(
+            np.abs(shot[dy:dy + size[1], dx:dx + size[0]] - want).mean()
+            for dy in range(shot.shape[0] - size[1] + 1)
+            for dx in range(shot.shape[1] - size[0] + 1))
+
+    own = mismatch(thumb)
+    other = mismatch(thumb + 1 if thumb + 1 < len(packed) else thumb - 1)
+    assert own < 4.0 and own < other / 4, (own, other)
+    return thumb
 
 
 def _wait_ready(page):
@@ -188,11 +245,8 @@ def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
     page.wait_for_selector('#tsneviz-hover:not([hidden])')
     hovered = page.locator('#tsneviz-hover .sample')
     assert hovered.get_attribute('data-position') == str(target)
-    img = page.locator('#tsneviz-hover img')
-    assert img.get_attribute('src') == f'thumbs/{target}.png'
-    page.wait_for_function(
-        '() => { const i = document.querySelector("#tsneviz-hover img");'
-        ' return i && i.complete && i.naturalWidth > 0; }')
+    # 32 px digits in a 96 px box: each cell pixel is 3 x 3 on screen
+    check_thumbnail(page, '#tsneviz-hover .thumb', run_dir, target)
     caption = page.locator('#tsneviz-hover figcaption').inner_text()
     assert f'#{index[target]}' in caption
     assert 'pred' in caption and 'score' in caption and 'loss' in caption
@@ -201,9 +255,12 @@ def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
     page.mouse.click(*screen[target])
     page.wait_for_selector(
         f'#tsneviz-focus[data-position="{target}"][data-ready="1"]')
+    # its larger image where the config names one (a server), else its
+    # thumbnail
     page.wait_for_function(
         '() => { const i = document.querySelector("#focus-sample img");'
-        ' return i && i.complete && i.naturalWidth > 0; }')
+        ' return (i && i.complete && i.naturalWidth > 0) || document'
+        '.querySelector("#focus-sample .thumb[data-painted]"); }')
     neighbours = page.locator('#tsneviz-neighbors .sample')
     assert neighbours.count() == 9
     gts = [int(neighbours.nth(i).get_attribute('data-gt'))
@@ -213,6 +270,8 @@ def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
     positions = [int(neighbours.nth(i).get_attribute('data-position'))
                  for i in range(9)]
     assert positions == stored[target, :9].tolist()
+    check_thumbnail(page, '#tsneviz-neighbors .sample:nth-child(1) .thumb',
+                    run_dir, positions[0])
     # clicking a neighbour moves the focus to it
     neighbours.nth(2).click()
     page.wait_for_selector(
@@ -269,6 +328,9 @@ def explore(browser, run_dir, url, origin, tmp_path, screenshot=None):
     assert selected & set(np.flatnonzero(sure)) == expected
     shown = page.locator('#selection-grid .sample')
     assert shown.count() == min(len(selected), 120)
+    first = int(shown.nth(0).get_attribute('data-position'))
+    check_thumbnail(page, '#selection-grid .sample:nth-child(1) .thumb',
+                    run_dir, first)
 
     # the selection as CSV, read back by tsneviz's own reader
     with page.expect_download() as info:
@@ -336,6 +398,11 @@ def test_explorer_served(browser, demo_run, tmp_path):
         served.stop()
     # served, the focused sample's full image comes from the image API
     assert any(f'/api/runs/{run_id}/images/' in u for u in requests)
+    # and the thumbnails' sheets and index from the thumbnails API
+    assert any(u.endswith(f'/api/runs/{run_id}/thumbs/index.js')
+               for u in requests)
+    assert any(u.endswith(f'/api/runs/{run_id}/thumbs/sheet_0.png')
+               for u in requests)
 
 
 # ---- what the page is made of (no browser) ----------------------------------

@@ -191,6 +191,32 @@ def test_sprite_served_holds_every_thumbnail_in_sample_order(
     assert (pixels[last_row * size:, (last_col + 1) * size:] == 255).all()
 
 
+def test_sprite_cells_are_the_packed_thumbnails_downscaled(run_dir,
+                                                         exported, tmp_path):
+    from tsneviz.rundir.thumbs import read_packed
+
+    run = Run(run_dir)
+    packed = read_packed(run_dir)  # packed by the export, none before
+    assert packed is not None and packed.matches(run.image_paths)
+    assert packed.cell == 64 and len(packed.ids) == len(run)
+    out = str(tmp_path / 'proj16')
+    export_projector(run_dir, out=out, thumbnail_size=16, coords=False)
+    sprite = np.asarray(Image.open(osp.join(out, 'sprite.png')).convert(
+        'RGB'), dtype=np.float32)
+    n, grid, size = len(run), math.ceil(math.sqrt(len(run))), 16
+    # the packed digits are square: fitting one into a square cell is a
+    # plain bicubic resize
+    refs = np.stack([np.asarray(packed.image(i).convert('RGB').resize(
+        (size, size), Image.BICUBIC), dtype=np.float32) for i in range(n)])
+    for i in range(n):
+        row, col = divmod(i, grid)
+        cell = sprite[row * size:(row + 1) * size,
+                      col * size:(col + 1) * size]
+        np.testing.assert_array_equal(cell, refs[i])
+        diffs = np.abs(refs - cell).mean(axis=(1, 2, 3))
+        assert diffs[i] == diffs.min()
+
+
 def test_binary_tensors_are_read_by_tensorboard(run_dir, tmp_path,
                                                 tensorboard):
     out = str(tmp_path / 'proj_bytes')

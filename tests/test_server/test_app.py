@@ -555,7 +555,7 @@ def test_job_runs_end_to_end(server, digits_options, monkeypatch):
     assert f'/api/runs/{job["run"]}/images/{{position}}?size=full' in \
         page.text.replace('\\/', '/')
     assert osp.isfile(osp.join(job['run_dir'], 'index.html'))
-    thumb = server.get(f'/runs/{job["run"]}/thumbs/0.png')
+    thumb = server.get(f'/runs/{job["run"]}/thumbs/sheet_0.png')
     assert thumb.status_code == 200 and thumb.content[:4] == b'\x89PNG'
 
 

@@ -16,9 +16,9 @@ stays small and the folder can be moved or served as it is):
 
 - ``index.html``: the page: plot data (binary columns), the explorer's
   script and Bokeh's;
-- ``thumbs/<t>.png``: one small PNG per distinct image, ``t`` the position
-  (row of ``samples.csv``) of the first sample showing it, so for a run of
-  distinct images ``thumbs/<position>.png``;
+- ``thumbs/``: a thumbnail of each distinct image, packed as cells of a
+  few sprite sheets with an index (:mod:`tsneviz.rundir.thumbs`), which
+  the page loads on first use;
 - ``explorer/neighbors.js`` and ``explorer/samples.js``: neighbours, and
   each sample's selection CSV row and annotation path, loaded by the page
   on first use rather than at open (a ``<script>`` tag, which unlike

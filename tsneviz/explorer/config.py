@@ -17,11 +17,14 @@ CONFIG_ID = 'tsneviz-config'
 #: What the page's ``tsneviz-config`` block holds unless told otherwise.
 #: URL templates fill ``{position}`` (row of ``samples.csv``), ``{index}``
 #: (dataset index), ``{thumb}`` (thumbnail id) and ``{run}`` (the run
-#: directory's name). Relative URLs are resolved against ``base_url``
-#: (empty: the page's own folder); absolute ones (``/api/...``) are not.
+#: directory's name); ``sheet_url`` fills ``{sheet}``, the number of a
+#: thumbnail sheet (:mod:`tsneviz.rundir.thumbs`). Relative URLs are
+#: resolved against ``base_url`` (empty: the page's own folder); absolute
+#: ones (``/api/...``) are not.
 DEFAULT_CONFIG = dict(
     base_url='',
-    thumb_url='thumbs/{thumb}.png',
+    sheet_url='thumbs/sheet_{sheet}.png',
+    thumbs_script='thumbs/index.js',
     # larger image of the focused sample; None shows the thumbnail
     image_url=None,
     neighbors_script='explorer/neighbors.js',

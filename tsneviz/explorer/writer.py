@@ -8,7 +8,7 @@ from tsneviz.explorer import data as point_data
 from tsneviz.explorer.config import DEFAULT_CONFIG
 from tsneviz.explorer.data import DATA_DIR
 from tsneviz.explorer.page import SELECTION_SHOWN, figure, render
-from tsneviz.explorer.thumbnails import THUMBS, write_thumbnails
+from tsneviz.explorer.thumbnails import thumbnail_files, write_thumbnails
 from tsneviz.rundir import EXPLORER_PAGE, Run, update_manifest, write_text
 
 __all__ = ['PAGE', 'write_explorer']
@@ -86,11 +86,11 @@ def write_explorer(run_dir: str, key: Optional[str] = None, k: int = 9,
     path = osp.join(run_dir, PAGE)
     write_text(path, page)
 
-    thumb_files = sorted(f'{THUMBS}/{t}.png' for t in set(thumbs.tolist())
-                         if t >= 0)
+    thumb_files = thumbnail_files(run_dir)
     update_manifest(run_dir, {'explorer': dict(
         page=PAGE, key=key, k=neighbors['k'], metric=neighbors['metric'],
-        thumb_size=int(thumb_size), n_thumbnails=len(thumb_files),
+        thumb_size=int(thumb_size),
+        n_thumbnails=len(set(thumbs[thumbs >= 0].tolist())),
         page_bytes=len(page.encode('utf-8')))},
         outputs=[PAGE, f'{DATA_DIR}/neighbors.js', f'{DATA_DIR}/samples.js']
         + thumb_files)

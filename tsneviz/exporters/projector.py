@@ -8,6 +8,7 @@ The output folder is a TensorBoard log directory on its own::
         tsne_feat_3.tsv          (N, 2|3) the run's own t-SNE layout
         metadata.tsv             header + one row per sample
         sprite.png               thumbnails, row-first, in sample order
+                                 (from the run's packed thumbnails)
 
 and ``tensorboard --logdir <run_dir>/projector`` shows it in the PROJECTOR
 tab. Every path in the config is relative to it: TensorBoard refuses asset
@@ -27,6 +28,7 @@ from tsneviz.params import Interval, Options
 from tsneviz.registry import EXPORTERS
 from tsneviz.rundir import (PROJECTOR, Run, atomic_write, coords_file,
                             write_bytes)
+from tsneviz.rundir.thumbs import PackedThumbnails, packed_for
 
 CONFIG_FILE = 'projector_config.pbtxt'
 METADATA_FILE = 'metadata.tsv'
@@ -49,7 +51,9 @@ class ProjectorExporter(BaseExporter):
         coords (bool): Also export the run's own t-SNE layout as a tensor
             ``tsne_<key>`` (shown as is by the projector's PCA of a 2-D
             tensor). Defaults to True.
-        sprite (bool): Write the thumbnail sprite. Defaults to True.
+        sprite (bool): Write the thumbnail sprite, from the run's packed
+            thumbnails (``thumbs/``, packed first where missing).
+            Defaults to True.
         thumbnail_size (int, optional): Thumbnail side in pixels. Defaults
             to None: 64, or less where N thumbnails would not fit in
             8192 x 8192.
@@ -99,7 +103,7 @@ class ProjectorExporter(BaseExporter):
                                       sample_metadata(run)))
         if self.options['sprite']:
             path, size = write_sprite(osp.join(out, SPRITE_FILE),
-                                      run.image_paths,
+                                      packed_for(run.path, run.image_paths),
                                       self.options['thumbnail_size'])
             written.append(path)
             for embedding in embeddings:
@@ -203,37 +207,47 @@ def thumbnail_size_for(n: int, requested: Optional[int] = None) -> int:
     return requested
 
 
-def write_sprite(path: str, image_paths: List[str],
+def write_sprite(path: str, packed: PackedThumbnails,
                  thumbnail_size: Optional[int] = None):
-    """Tile the images into one square sprite, row-first, in sample order.
+    """Tile the samples' thumbnails into one square sprite, row-first.
 
-    Each image is scaled to fit a square thumbnail, keeping its aspect
-    ratio, and centred on white (the projector's background).
+    Each sample's packed thumbnail (:mod:`tsneviz.rundir.thumbs`) is
+    scaled to fit a square thumbnail, keeping its aspect ratio, and
+    centred on white (the projector's background): no image is decoded
+    again, which at a million samples is most of the cost.
 
     Args:
         path (str): The PNG to write.
-        image_paths (list[str]): One image per sample, in sample order.
+        packed (PackedThumbnails): The run's packed thumbnails.
         thumbnail_size (int, optional): See :func:`thumbnail_size_for`.
 
     Returns:
         tuple[str, int]: The path and the thumbnail side in pixels.
+
+    Raises:
+        UserError: A sample has no thumbnail (its image is missing or
+            unreadable).
+
+    Examples:
+        >>> write_sprite('sprite.png', packed_for(run_dir, paths))
+        ('sprite.png', 64)
     """
     from PIL import Image
 
-    n = len(image_paths)
+    n = len(packed.ids)
     size = thumbnail_size_for(n, thumbnail_size)
+    missing = np.flatnonzero(packed.ids < 0)
+    if len(missing):
+        raise UserError(f'{len(missing)} sample(s) have no readable image '
+                        f'(first: sample {int(missing[0])}); the sprite '
+                        'needs every image of the run (or export with '
+                        'sprite=False)')
     grid = max(1, math.ceil(math.sqrt(n)))
     sprite = Image.new('RGB', (grid * size, grid * size), (255, 255, 255))
-    for i, image_path in enumerate(image_paths):
-        try:
-            with Image.open(image_path) as image:
-                thumb = thumbnail(image, size)
-        except (FileNotFoundError, IsADirectoryError):
-            raise UserError(f'image not found: {image_path}; the sprite needs '
-                            'every image of the run (or export with '
-                            'sprite=False)') from None
+    for i in range(n):
         row, col = divmod(i, grid)
-        sprite.paste(thumb, (col * size, row * size))
+        sprite.paste(thumbnail(packed.image(i), size),
+                     (col * size, row * size))
     return atomic_write(path, lambda f: sprite.save(f, format='PNG')), size
 
 

@@ -16,7 +16,8 @@ CLUSTERS = 'clusters.csv'
 CONFUSION_PNG = 'confusion_matrix.png'
 REPORT_MD = 'report.md'
 REPORT_HTML = 'report.html'
-#: The explorer's page and its thumbnails folder (``thumbs/<t>.png``).
+#: The explorer's page and the packed thumbnails folder (sheets and an
+#: index, :mod:`tsneviz.rundir.thumbs`).
 EXPLORER_PAGE = 'index.html'
 THUMBS = 'thumbs'
 #: Default folders of the projector export, the splits and the neighbour

@@ -7,25 +7,37 @@ with symlinks followed, lies inside the run's dataset root (``run.json``'s
 ``data_root``, or ``data_prefix`` when there is no root), and only when
 Pillow recognises it as an image: the endpoint can hand out pictures of
 the dataset and nothing else.
+
+A thumbnail is cut from the run's packed thumbnails
+(:mod:`tsneviz.rundir.thumbs`, written with the explorer), so serving one
+decodes no dataset image; a run without them (no explorer yet) has its
+thumbnails made from the image itself, at the same size.
 """
 import io
 import os
 import os.path as osp
 from collections import OrderedDict
 from threading import Lock
-from typing import Tuple
+from typing import Optional, Tuple
 
-from tsneviz.rundir import Run
+from tsneviz.rundir import THUMBS, Run
+from tsneviz.rundir.thumbs import (DEFAULT_CELL, INDEX_JSON,
+                                   PackedThumbnails, read_packed)
 from tsneviz.server.security import Forbidden, contained
 
-__all__ = ['THUMB_SIZE', 'dataset_root', 'image_path', 'read_image']
+__all__ = ['THUMB_SIZE', 'dataset_root', 'image_path', 'read_image',
+           'read_thumbnail', 'packed_thumbnails']
 
-#: Longest side of a thumbnail in pixels.
-THUMB_SIZE = 128
+#: Longest side of a thumbnail made from the image (a run without packed
+#: thumbnails): the explorer's default, so both kinds look alike.
+THUMB_SIZE = DEFAULT_CELL
 # Thumbnails kept in memory (a few kB each): scrolling back is instant.
 _CACHE_ITEMS = 4096
 _cache: 'OrderedDict[tuple, Tuple[bytes, str]]' = OrderedDict()
 _cache_lock = Lock()
+# The packs of the runs last read, by run folder: (index mtime, pack).
+_packs: 'OrderedDict[str, tuple]' = OrderedDict()
+_PACKS_KEPT = 8
 _MEDIA = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'GIF': 'image/gif',
           'BMP': 'image/bmp', 'WEBP': 'image/webp', 'TIFF': 'image/tiff'}
 
@@ -119,6 +131,77 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
         raise ValueError(f'not a readable image: {err}') from None
     if size == 'full':
         return result  # full images can be big: only thumbnails are kept
+    with _cache_lock:
+        _cache[key] = result
+        while len(_cache) > _CACHE_ITEMS:
+            _cache.popitem(last=False)
+    return result
+
+
+def packed_thumbnails(run: Run) -> Optional[PackedThumbnails]:
+    """The run's packed thumbnails, if they are those of its samples.
+
+    A pack made for other image paths (the table was edited since) is not
+    used. Kept in memory until its index changes.
+
+    Examples:
+        >>> packed_thumbnails(Run(run_dir)).cell
+        64
+    """
+    index = osp.join(run.path, THUMBS, INDEX_JSON)
+    try:
+        st = os.stat(index)
+    except OSError:
+        return None
+    # written by rename: a new index is a new inode, even within a tick
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    with _cache_lock:
+        found = _packs.get(run.path)
+    if found is not None and found[0] == stamp:
+        return found[1]
+    packed = read_packed(run.path)
+    if packed is not None and not packed.matches(run.image_paths):
+        packed = None
+    with _cache_lock:
+        _packs[run.path] = (stamp, packed)
+        while len(_packs) > _PACKS_KEPT:
+            _packs.popitem(last=False)
+    return packed
+
+
+def read_thumbnail(run: Run, position: int, path: str) -> Tuple[bytes, str]:
+    """PNG bytes of a sample's thumbnail, cut from the packed sheets.
+
+    Args:
+        run (Run): The run.
+        position (int): The sample's row of ``samples.csv``.
+        path (str): Its image, checked by :func:`image_path`; read only
+            when the run has no packed thumbnails.
+
+    Raises:
+        FileNotFoundError: No pack, and the image is gone.
+        ValueError: The image is not one Pillow reads (no thumbnail in the
+            pack either).
+
+    Examples:
+        >>> data, media = read_thumbnail(run, 0, image_path(run, 0))
+        >>> media, data[:4]
+        ('image/png', b'\\x89PNG')
+    """
+    packed = packed_thumbnails(run)
+    if packed is None:
+        return read_image(path, 'thumb')
+    thumb = int(packed.ids[position])
+    if thumb < 0:
+        raise ValueError('not a readable image (it has no thumbnail)')
+    key = (packed.folder, packed.digest, packed.cell, thumb)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    out = io.BytesIO()
+    packed.thumbnail(thumb).save(out, format='PNG')
+    result = (out.getvalue(), 'image/png')
     with _cache_lock:
         _cache[key] = result
         while len(_cache) > _CACHE_ITEMS:

@@ -33,10 +33,9 @@
       return m;
     });
   }
-  T.thumbUrl = (pos) => T.source.data.thumb[pos] < 0 ? null
-    : resolve(fill(config.thumb_url, pos));
+  // a larger image of a sample, where the config names one (a server)
   T.imageUrl = (pos) => config.image_url
-    ? resolve(fill(config.image_url, pos)) : T.thumbUrl(pos);
+    ? resolve(fill(config.image_url, pos)) : null;
 
   // Data the page needs only on demand: a <script> element, because
   // fetch() and XHR of file:// URLs are blocked by browsers.
@@ -86,12 +85,12 @@
        ? meta.legends.pred_names[id] : 'model:' + id);
   const num = (v) => Number.isFinite(v) ? String(Number(v.toPrecision(6)))
     : '';
-  function card(pos, extra, cls) {
+  function card(pos, extra, cls, imageUrl) {
     const d = T.source.data;
-    const url = T.thumbUrl(pos);
     const wrong = d.correct[pos] === 0 ? ' wrong' : '';
-    const img = url ? `<img src="${esc(url)}" alt="sample ${d.index[pos]}">`
-      : '<div class="noimg">no image</div>';
+    const img = imageUrl
+      ? `<img src="${esc(imageUrl)}" alt="sample ${d.index[pos]}">`
+      : thumbHtml(pos);
     return `<figure class="sample${wrong} ${cls || ''}" data-position="${pos}"` +
       ` data-index="${d.index[pos]}" data-gt="${d.gt[pos]}"` +
       ` data-pred="${d.pred[pos]}">${img}<figcaption>${extra || ''}` +
@@ -106,6 +105,71 @@
     }
     return s;
   }
+
+  // ---- thumbnails ---------------------------------------------------------
+  // Thumbnails are cells of a few sprite sheets (tsneviz.rundir.thumbs).
+  // A card holds <div class="thumb" data-thumb="t"><i></i></div>; once the
+  // sheets' index is loaded, the <i> gets its cell as a background,
+  // scaled to fit the box (pixelated where enlarged).
+  function thumbHtml(pos) {
+    const t = T.source.data.thumb[pos];
+    return t < 0 ? '<div class="noimg">no image</div>'
+      : `<div class="thumb" data-thumb="${t}" role="img"` +
+        ` aria-label="sample ${T.source.data.index[pos]}"><i></i></div>`;
+  }
+  let thumbIndex = null;
+  T.thumbs = async function () {
+    if (!thumbIndex) {
+      const raw = await loadScript(config.thumbs_script, '__tsneviz_thumbs');
+      thumbIndex = Object.assign({}, raw,
+                                 {sizes: decode(raw.sizes, Uint16Array)});
+    }
+    return thumbIndex;
+  };
+  // where thumbnail t lies: its sheet's URL and size, its cell's corner
+  // and the thumbnail's own size (after T.thumbs() has resolved)
+  T.thumbCell = function (t) {
+    const ix = thumbIndex;
+    const sheet = Math.floor(t / ix.per_sheet), cell = t % ix.per_sheet;
+    return {sheet, url: resolve(config.sheet_url.replace('{sheet}',
+                                                          String(sheet))),
+            sheetWidth: ix.sheets[sheet].width,
+            sheetHeight: ix.sheets[sheet].height,
+            x: (cell % ix.cols) * ix.cell,
+            y: Math.floor(cell / ix.cols) * ix.cell,
+            w: ix.sizes[2 * t], h: ix.sizes[2 * t + 1]};
+  };
+  function paintThumb(el) {
+    const c = T.thumbCell(Number(el.dataset.thumb));
+    // the box's CSS size, known even while the hover card is hidden
+    const style = getComputedStyle(el);
+    const scale = Math.min(parseFloat(style.width) / c.w,
+                           parseFloat(style.height) / c.h);
+    const s = el.firstElementChild.style;
+    s.width = `${c.w * scale}px`;
+    s.height = `${c.h * scale}px`;
+    s.backgroundImage = `url(${JSON.stringify(c.url)})`;
+    s.backgroundSize = `${c.sheetWidth * scale}px ${c.sheetHeight * scale}px`;
+    s.backgroundPosition = `${-c.x * scale}px ${-c.y * scale}px`;
+    s.imageRendering = scale > 1 ? 'pixelated' : 'auto';
+    el.dataset.painted = '1';
+  }
+  const unpainted = () =>
+    document.querySelectorAll('.thumb[data-thumb]:not([data-painted])');
+  async function paintThumbs() {
+    if (!unpainted().length) return;
+    try {
+      await T.thumbs();
+    } catch (err) {
+      for (const el of unpainted()) el.outerHTML = '<div class="noimg">' +
+        'no image</div>';
+      return;
+    }
+    for (const el of unpainted()) paintThumb(el);
+  }
+  // every card, wherever it is put (hover, focus, neighbours, selection)
+  new MutationObserver(paintThumbs).observe(document.body,
+                                            {childList: true, subtree: true});
 
   // ---- mapping between data and screen ----------------------------------
   T.toCanvas = function (pos) {
@@ -175,9 +239,8 @@
     const panel = $('tsneviz-focus');
     panel.dataset.position = String(pos);
     panel.dataset.ready = '';
-    const url = T.imageUrl(pos);
-    $('focus-sample').innerHTML = card(pos, details(pos), 'focus-card')
-      .replace(/<img src="[^"]*"/, url ? `<img src="${esc(url)}"` : '$&');
+    $('focus-sample').innerHTML = card(pos, details(pos), 'focus-card',
+                                       T.imageUrl(pos));
     const nn = await T.neighbors();
     if (T.state.focus !== pos) return;  // focus moved on meanwhile
     const k = Math.min(meta.k, nn.k);

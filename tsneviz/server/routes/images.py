@@ -1,16 +1,22 @@
-"""``GET /api/runs/{run}/images/{index}``: a sample's image or thumbnail."""
+"""``GET /api/runs/{run}/images/{index}``: a sample's image or thumbnail;
+``GET /api/runs/{run}/thumbs/{name}``: the run's packed thumbnails."""
 import os.path as osp
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
+from tsneviz.rundir import THUMBS
 from tsneviz.server.context import ERRORS, ServerDep
 from tsneviz.server.errors import Forbidden, NotFound
-from tsneviz.server.images import image_path, read_image
+from tsneviz.server.images import image_path, read_image, read_thumbnail
+from tsneviz.server.security import contained
 
 __all__ = ['router']
 
 router = APIRouter(tags=['runs'])
+
+_THUMB_MEDIA = {'.png': 'image/png', '.json': 'application/json',
+                '.js': 'text/javascript'}
 
 
 @router.get('/api/runs/{run}/images/{index}', responses={
@@ -21,14 +27,20 @@ def image(run: str, srv: ServerDep,
           index: int = Path(description='sample POSITION (row of '
                             'samples.csv)'),
           size: str = Query('thumb', pattern='^(thumb|full)$')):
-    """A sample's image: ``thumb`` (PNG, longest side 128) or ``full``.
+    """A sample's image: ``thumb`` (PNG, the explorer's thumbnail) or
+    ``full``.
 
-    Served only from inside the run's dataset root (symlinks resolved).
+    Served only for images inside the run's dataset root (symlinks
+    resolved); a thumbnail is cut from the run's packed thumbnails.
     """
     r = srv.run(run)
-    path = image_path(r, srv.position(r, index))
+    position = srv.position(r, index)
+    path = image_path(r, position)
     try:
-        data, media = read_image(path, size)
+        if size == 'thumb':
+            data, media = read_thumbnail(r, position, path)
+        else:
+            data, media = read_image(path, size)
     except FileNotFoundError:
         raise NotFound(f'the image of sample {index} is missing: '
                        f'{osp.basename(path)}') from None
@@ -36,3 +48,30 @@ def image(run: str, srv: ServerDep,
         raise Forbidden(f'sample {index}: {err}') from None
     return Response(data, media_type=media,
                     headers={'Cache-Control': 'private, max-age=3600'})
+
+
+@router.get('/api/runs/{run}/thumbs/{name}', responses={
+    **ERRORS, 200: {'content': {'image/png': {}, 'application/json': {},
+                                'text/javascript': {}},
+                    'description': 'a thumbnail sheet or the index'}},
+    response_class=FileResponse)
+def thumbnail_file(run: str, srv: ServerDep,
+                   name: str = Path(pattern=r'^(sheet_\d{1,9}\.png|'
+                                    r'index\.json|index\.js)$',
+                                    description='sheet_<i>.png, index.json '
+                                    'or index.js')):
+    """A file of the run's packed thumbnails (``tsneviz.rundir.thumbs``).
+
+    Only these names, and only from the run's own ``thumbs/`` folder.
+    """
+    folder = srv.runs.path(run)
+    path = osp.join(folder, THUMBS, name)
+    if not contained(path, folder):
+        raise Forbidden(f'{THUMBS}/{name} is outside the run directory')
+    if not osp.isfile(path):
+        raise NotFound(f'run {run!r} has no {THUMBS}/{name}: write its '
+                       'explorer (tools/explore.py) to pack its thumbnails')
+    # no-cache: revalidated by ETag, since a repack rewrites the files
+    return FileResponse(osp.realpath(path),
+                        media_type=_THUMB_MEDIA[osp.splitext(name)[1]],
+                        headers={'Cache-Control': 'no-cache'})

@@ -68,10 +68,11 @@ def run_file(run: str, file: str, srv: ServerDep):
 
 
 def _served_page(text: str, run_id: str) -> str:
-    """The explorer page with its focused image taken from the API.
+    """The explorer page with its images taken from the API.
 
     The page on disk shows thumbnails only (it must open from file://);
-    served, the full image comes from ``/api/runs/{run}/images/{position}``.
+    served, the full image comes from ``/api/runs/{run}/images/{position}``
+    and the thumbnail sheets from ``/api/runs/{run}/thumbs/``.
     A page without the config block (older, or not the explorer's) is
     served as it is.
     """
@@ -82,9 +83,16 @@ def _served_page(text: str, run_id: str) -> str:
     try:
         # {position} is filled in by the page: the API's {index} is a row
         return with_config(text, image_url=f'/api/runs/{run_id}/images/'
-                           '{position}?size=full')
+                           '{position}?size=full', **_thumb_urls(run_id))
     except UserError:
         return text
+
+
+def _thumb_urls(run_id: str) -> dict:
+    """The page's packed thumbnails from the API (routes/images.py)."""
+    base = f'/api/runs/{run_id}/thumbs/'
+    return dict(sheet_url=base + 'sheet_{sheet}.png',
+                thumbs_script=base + 'index.js')
 
 
 def _write_explorer(run_dir: str) -> None:

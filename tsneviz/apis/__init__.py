@@ -14,9 +14,6 @@ Examples:
     >>> run_dir = run_features('embeddings.npy', method='pca')
 """
 from tsneviz.analysis.steps import analyze_run
-from tsneviz.data import Sample, sample_dataset
-from tsneviz.extraction import extract_features
-from tsneviz.model import build_model
 from tsneviz.pipeline import (RunOptions, run_features, run_module,
                               run_vis_tsne)
 from tsneviz.reduction import build_reducer, fit_layout
@@ -30,9 +27,14 @@ __all__ = [
     'place_images', 'place_features'
 ]
 
-# The tools' functions are re-exported too, but imported on first use: they
-# pull in plotting, HTML and export libraries a run does not need up front.
-_LAZY = {'cluster_run': 'tsneviz.analysis.runs',
+# The model steps and the tools' functions are re-exported too, but imported
+# on first use: they pull in torch, plotting, HTML and export libraries
+# that a run of plain features, or a tool, does not need up front.
+_LAZY = {'Sample': 'tsneviz.data',
+         'sample_dataset': 'tsneviz.data',
+         'extract_features': 'tsneviz.extraction',
+         'build_model': 'tsneviz.model',
+         'cluster_run': 'tsneviz.analysis.runs',
          'compute_neighbors': 'tsneviz.analysis.neighbors',
          'query': 'tsneviz.analysis.neighbors',
          'find_label_issues': 'tsneviz.analysis.label_issues',

@@ -334,6 +334,15 @@
         `<span>≥ ${num(hi)}</span>`;
       return;
     }
+    if (mode === 'reliability') {
+      ul.innerHTML = '';
+      const c = meta.legends.reliability_colors;
+      bar.style.display = 'block';
+      bar.style.background = `linear-gradient(to right, ${c.join(',')})`;
+      labels.innerHTML = '<span>0</span><span>share of feature-space ' +
+        'neighbours kept on the map</span><span>1</span>';
+      return;
+    }
     bar.style.display = 'none';
     labels.innerHTML = '';
     const hidden = T.state.hidden[mode];
@@ -430,7 +439,8 @@
     T.nearSource = byName('tsneviz-near');
     T.chosenSource = byName('tsneviz-chosen');
     T.mappers = {};
-    for (const m of ['gt', 'pred', 'correct', 'cluster', 'loss']) {
+    for (const m of ['gt', 'pred', 'correct', 'cluster', 'loss',
+                     'reliability']) {
       const mapper = byName('mapper-' + m);
       if (mapper) T.mappers[m] = mapper;
     }

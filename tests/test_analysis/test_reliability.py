@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, make_features_run
-from tests.test_analysis.test_graphs import (clustered,  # noqa: F401
-                                             counting_builder)
+from tests.test_analysis.test_graphs import clustered
+# a fixture: the run's graph builder, counting its builds
+from tests.test_analysis.test_graphs import counting_builder  # noqa: F401
 from tsneviz import rundir
 from tsneviz.analysis.reliability import (COLUMN, measure_reliability,
                                           neighbourhood_overlap)
@@ -110,7 +111,7 @@ def test_pca_keeps_distances_better_than_a_random_map(digits_root,
     assert pca['distance_spearman'] > random_map['distance_spearman'] + 0.5
 
 
-def test_the_run_graph_is_read_not_searched_again(counting_builder,
+def test_the_run_graph_is_read_not_searched_again(counting_builder,  # noqa
                                                   monkeypatch, tmp_path):
     from tsneviz.analysis import neighbors
     from tsneviz.apis import run_features

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_features_run
-from tests.test_explorer.test_page import (VIEWPORT, _wait_ready,  # noqa
-                                           browser)
+from tests.test_explorer.test_page import VIEWPORT, _wait_ready
+# a fixture: the headless Chromium of the page tests
+from tests.test_explorer.test_page import browser  # noqa: F401
 
 
 @pytest.fixture(scope='module')
@@ -31,7 +32,7 @@ def _viridis(value: float) -> np.ndarray:
     return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], float)
 
 
-def test_reliability_mode_colours_points_by_the_column(browser,
+def test_reliability_mode_colours_points_by_the_column(browser,  # noqa
                                                        measured_run):
     from PIL import Image
 

@@ -216,13 +216,16 @@ def plot_reliability(coords: np.ndarray, values: np.ndarray,
     order = np.argsort(-np.asarray(values), kind='stable')
     dots = ax.scatter(coords[order, 0], coords[order, 1], c=values[order],
                       cmap='viridis', vmin=0.0, vmax=1.0,
-                      s=float(np.clip(3000.0 / max(n, 1), 0.5, 14.0)),
+                      s=float(np.clip(6000.0 / max(n, 1), 0.5, 16.0)),
                       linewidths=0, rasterized=True)
     for region in regions[:marked]:
-        ax.text(region['x'], region['y'], str(region['rank']), fontsize=12,
-                fontweight='bold', ha='center', va='center', color='white',
-                path_effects=[effects.withStroke(linewidth=3,
-                                                 foreground='black')])
+        # beside the region's centre, so its points stay visible
+        ax.annotate(str(region['rank']), (region['x'], region['y']),
+                    xytext=(14, 10), textcoords='offset points',
+                    fontsize=12, fontweight='bold', ha='center',
+                    va='center', color='white',
+                    path_effects=[effects.withStroke(linewidth=3,
+                                                     foreground='black')])
     fig.colorbar(dots, ax=ax, label='map reliability (share of feature-'
                  'space neighbours kept)')
     ax.set_xticks([])
@@ -243,7 +246,8 @@ def _feature_neighbors(run: Run, key: str, k: int) -> dict:
     if stored is None:
         # a run made before the shared graph: the neighbours step's search,
         # stored once for every reader
-        compute_neighbors(run.path, k=max(k, 20), key=key)
+        compute_neighbors(run.path, k=min(max(k, 20), len(run) - 1),
+                          key=key)
         stored = Run(run.path).neighbors(key)
     if stored['indices'].shape[1] < k:
         raise UserError(f'the neighbour graph of {key} keeps '

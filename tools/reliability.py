@@ -51,10 +51,13 @@ def main(argv=None):
     with recorded_step(args.run_dir, 'reliability'):
         found = measure_reliability(args.run_dir, k=args.k, key=args.key,
                                     n_pairs=args.pairs)
+    def fmt(value):
+        return '–' if value is None else f'{value:.3f}'
+
     print(f'{found["key"]}: mean map reliability {found["mean"]:.3f} '
           f'(chance {found["chance"]:.3f}, k {found["k"]}); continuity '
-          f'{found.get("continuity", float("nan")):.3f}; distance '
-          f'Spearman {found["distance_spearman"]:.3f} on '
+          f'{fmt(found.get("continuity"))}; distance Spearman '
+          f'{fmt(found["distance_spearman"])} on '
           f'{found["distance_spearman_pairs"]} pairs')
     for region in found['regions'][:5]:
         print(f'  {region["rank"]}. {region["region"]}: mean '

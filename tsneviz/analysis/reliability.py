@@ -326,8 +326,9 @@ def measure_reliability(run_dir: str, k: int = DEFAULT_K,
             continuity_k=trust_k, n_samples_continuity=int(n_used))
     rho, pairs = distance_spearman(features, coords, int(n_pairs), seed)
     del features
-    figures.update(distance_spearman=round(rho, 6),
-                   distance_spearman_pairs=pairs)
+    # NaN (every distance equal) is no number JSON can hold
+    figures.update(distance_spearman=round(rho, 6) if np.isfinite(rho)
+                   else None, distance_spearman_pairs=pairs)
 
     cluster = run.table.get(CLUSTER_COLUMN)
     if cluster is not None:

@@ -146,6 +146,8 @@ class ReliabilityStep(AnalysisStep):
 
     def run(self, run_dir, context):
         from tsneviz.analysis.reliability import measure_reliability
+        if int(rundir.read_manifest(run_dir)['n_samples']) < 3:
+            return 'fewer than 3 samples: no neighbourhoods to compare'
         measure_reliability(run_dir)
 
 

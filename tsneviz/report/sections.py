@@ -248,7 +248,7 @@ def _reliability_section(run: Run, key: str) -> Optional[Section]:
         [f'continuity ({found.get("continuity_k", tk)} neighbours)',
          _fmt(found.get('continuity'))],
         [f'Spearman correlation of distances '
-         f'({found.get("distance_spearman_pairs")} random pairs)',
+         f'({found.get("distance_spearman_pairs")} pairs of samples)',
          _fmt(found.get('distance_spearman'))],
     ]
     regions = [[str(r['rank']), r['region'], str(r['size']),
@@ -276,6 +276,9 @@ def _reliability_section(run: Run, key: str) -> Optional[Section]:
                   'each), lowest mean first: read neighbourhoods there '
                   'with care. Numbered on the map below. Measured by: '
                   f'{step_command("reliability", run.path)}.')]
+    if not regions:  # too few samples for a region
+        blocks[2:4] = [Paragraph('No region of the map has 10 samples or '
+                                 'more to rank.')]
     if found.get('figure') and run.has(found['figure']):
         blocks.append(Image(found['figure'], 'the map coloured by '
                             'reliability'))

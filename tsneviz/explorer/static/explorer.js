@@ -439,11 +439,13 @@
     T.nearSource = byName('tsneviz-near');
     T.chosenSource = byName('tsneviz-chosen');
     T.mappers = {};
-    for (const m of ['gt', 'pred', 'correct', 'cluster', 'loss',
-                     'reliability']) {
+    for (const m of ['gt', 'pred', 'correct', 'cluster', 'loss']) {
       const mapper = byName('mapper-' + m);
       if (mapper) T.mappers[m] = mapper;
     }
+    // only where the run measured it (a map_reliability column)
+    const reliability = byName('mapper-reliability');
+    if (reliability) T.mappers.reliability = reliability;
     T.webgl = pv.canvas_view.webgl != null;
     drawLegend();
     $('visible-count').textContent = `${meta.n} of ${meta.n} shown`;

@@ -100,8 +100,8 @@ def test_a_registered_reducer_is_known_to_the_config(registered_toys):
 
 def test_a_registered_step_runs_in_its_order(registered_toys):
     assert analysis_steps() == ['views', 'neighbors', 'clusters',
-                                'label_issues', 'report', 'count',
-                                'explorer']
+                                'label_issues', 'reliability', 'report',
+                                'count', 'explorer']
     # no tool of its own: the message of a failure names the API
     assert "analyze_run" in step_command('count', '/runs/a')
 

@@ -83,7 +83,8 @@ def test_table_has_one_row_per_sample_with_predictions(first_run):
     assert list(rows[0]) == ['index', 'img_path', 'gt_label', 'gt_class',
                              'pred_label', 'pred_class', 'score', 'entropy',
                              'loss', 'feat_3_x', 'feat_3_y', 'cluster',
-                             'label_quality', 'label_issue']
+                             'label_quality', 'label_issue',
+                             'map_reliability']
     counts = np.bincount([int(r['gt_label']) for r in rows])
     assert counts.tolist() == [15] * 10
     for r in rows:

@@ -133,6 +133,24 @@ class LabelIssuesStep(AnalysisStep):
                           show_progress=context.show_progress)
 
 
+@ANALYSIS_STEPS.register_module(name='reliability')
+class ReliabilityStep(AnalysisStep):
+    """Where the map can be trusted (a ``map_reliability`` column).
+
+    Runs by default: it reads the shared neighbour graph, searches only the
+    2-D map (a KD-tree) and comes after the clusters, whose regions it
+    ranks, and before the report, which lists them.
+    """
+
+    order, tool = 37, 'reliability.py'
+
+    def run(self, run_dir, context):
+        from tsneviz.analysis.reliability import measure_reliability
+        if int(rundir.read_manifest(run_dir)['n_samples']) < 3:
+            return 'fewer than 3 samples: no neighbourhoods to compare'
+        measure_reliability(run_dir)
+
+
 @ANALYSIS_STEPS.register_module(name='report')
 class ReportStep(AnalysisStep):
     """``report.md`` and ``report.html``: metrics, worst classes, plots."""

@@ -22,7 +22,8 @@ __all__ = [
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
     'build_reducer', 'fit_layout', 'RunOptions', 'run_vis_tsne',
     'run_features', 'run_module', 'analyze_run', 'cluster_run',
-    'compute_neighbors', 'query', 'find_label_issues', 'write_report',
+    'compute_neighbors', 'query', 'find_label_issues',
+    'measure_reliability', 'write_report',
     'compare_runs', 'make_splits', 'export_selection', 'export_run',
     'place_images', 'place_features'
 ]
@@ -38,6 +39,7 @@ _LAZY = {'Sample': 'tsneviz.data',
          'compute_neighbors': 'tsneviz.analysis.neighbors',
          'query': 'tsneviz.analysis.neighbors',
          'find_label_issues': 'tsneviz.analysis.label_issues',
+         'measure_reliability': 'tsneviz.analysis.reliability',
          'write_report': 'tsneviz.report',
          'compare_runs': 'tsneviz.compare',
          'make_splits': 'tsneviz.exporters.splits',

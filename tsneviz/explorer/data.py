@@ -84,7 +84,8 @@ def columns(run: Run, key: str, thumbs: np.ndarray,
         dict: ``x``, ``y``, ``index``, ``gt``, ``pred``, ``correct`` (1, 0,
         or -1 unknown), ``score``, ``loss``, ``thumb``, ``cluster`` (-1
         none) and ``issue`` (1 a suspected label error, 0 not, -1 not
-        computed), each a typed (N,) array.
+        computed), each a typed (N,) array; ``reliability`` (NaN
+        unknown) where the run has a ``map_reliability`` column.
     """
     coords = run.coords(key)
     if coords.shape[1] == 3:
@@ -106,7 +107,16 @@ def columns(run: Run, key: str, thumbs: np.ndarray,
         thumb=thumbs.astype(np.int32),
         cluster=(cluster if cluster is not None
                  else np.full(len(run), -1, np.int32)),
-        issue=_numeric(run, 'label_issue', -1).astype(np.int32))
+        issue=_numeric(run, 'label_issue', -1).astype(np.int32),
+        **_reliability_column(run))
+
+
+def _reliability_column(run: Run) -> dict:
+    """``reliability``: the ``map_reliability`` column, where measured."""
+    if 'map_reliability' not in run.table:
+        return {}
+    return dict(reliability=_numeric(run, 'map_reliability',
+                                     np.nan).astype(np.float32))
 
 
 def legends(run: Run, data: dict, cluster_items) -> dict:

@@ -20,7 +20,7 @@ __all__ = ['COLOR_MODES', 'SELECTION_SHOWN', 'figure', 'render']
 #: Colour modes (value, label), in the order of the page's menu.
 COLOR_MODES = (('gt', 'label'), ('pred', 'prediction'),
                ('correct', 'correct / misclassified'), ('cluster', 'cluster'),
-               ('loss', 'loss'))
+               ('loss', 'loss'), ('reliability', 'map reliability'))
 
 #: Thumbnails drawn in the selection panel; the download holds them all.
 SELECTION_SHOWN = 120
@@ -83,7 +83,29 @@ def _mappers(data: dict, legend: dict, has_cluster: bool) -> dict:
     legend['loss_range'] = [low, high]
     legend['loss_colors'] = [Viridis256[i] for i in range(0, 256, 32)] + \
         [Viridis256[-1]]
+    mappers.update(_reliability_mapper(data, legend))
     return mappers
+
+
+def _reliability_mapper(data: dict, legend: dict) -> dict:
+    """The ``reliability`` mode's mapper, where the run measured it.
+
+    A linear scale over the column's whole range, [0, 1]; its colour bar
+    (``reliability_colors``) goes into ``legend``, whose presence offers
+    the mode in the page's menu.
+    """
+    from bokeh.models import LinearColorMapper
+    from bokeh.palettes import Viridis256
+
+    values = data.get('reliability')
+    if values is None or not np.isfinite(values).any():
+        return {}
+    legend['reliability_colors'] = [Viridis256[i]
+                                    for i in range(0, 256, 32)] + \
+        [Viridis256[-1]]
+    return dict(reliability=LinearColorMapper(
+        name='mapper-reliability', palette=Viridis256, low=0.0, high=1.0,
+        nan_color=GREY))
 
 
 def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
@@ -219,6 +241,8 @@ def render(title: str, config: dict, meta: dict, plot) -> str:
     modes = [(value, label) for value, label in COLOR_MODES
              if value not in ('cluster', 'correct')
              or value in meta['legends']['legends']]
+    if 'reliability_colors' not in meta['legends']:
+        modes = [mode for mode in modes if mode[0] != 'reliability']
     return template.render(
         title=title, color_modes=modes, config_id=CONFIG_ID, config=config,
         has_label_issues=bool(meta.get('has_label_issues')),

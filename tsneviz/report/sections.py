@@ -229,6 +229,63 @@ def _label_issues_section(run: Run) -> Optional[Section]:
         Paragraph(note)])
 
 
+def _reliability_section(run: Run, key: str) -> Optional[Section]:
+    """The least reliable regions of the map, and the global figures."""
+    from tsneviz.analysis.reliability import COLUMN, LOW
+
+    found = run.manifest.get('reliability') or {}
+    if COLUMN not in run.table or found.get('key') != key:
+        return None  # not measured (or for another key)
+    results = (run.manifest.get('results') or {}).get(key) or {}
+    tk = results.get('trustworthiness_k', '–')
+    figures = [
+        [f'mean map reliability ({found["k"]} neighbours)',
+         _fmt(found.get('mean'), 3)],
+        ['the same for a random map (chance)', _fmt(found.get('chance'), 3)],
+        [f'samples keeping under {LOW:.0%} of their neighbours',
+         _fmt(found.get('low_share'), 3)],
+        [f'trustworthiness ({tk} neighbours)',
+         _fmt(results.get('trustworthiness'))],
+        [f'continuity ({found.get("continuity_k", tk)} neighbours)',
+         _fmt(found.get('continuity'))],
+        [f'Spearman correlation of distances '
+         f'({found.get("distance_spearman_pairs")} pairs of samples)',
+         _fmt(found.get('distance_spearman'))],
+    ]
+    regions = [[str(r['rank']), r['region'], str(r['size']),
+                _fmt(r['mean_reliability'], 3), _fmt(r['low_share'], 3),
+                r['dominant_class']] for r in found.get('regions', [])]
+    what = 'clusters' if found.get('by') == 'cluster' else \
+        'cells of a grid on the map'
+    blocks = [
+        Table(['figure', 'value'], figures),
+        Paragraph(
+            'A sample\'s map reliability is the share of its nearest '
+            'neighbours in feature space (the run\'s neighbour graph, '
+            f'{found["graph"]["space"]}, {found["graph"]["metric"]}) that '
+            'are also its nearest on the map. Trustworthiness near 1: '
+            'samples close on the map are close in feature space; '
+            'continuity near 1: samples close in feature space stay close '
+            'on the map. t-SNE preserves local, not global, structure: '
+            'these local figures are high, while the correlation of '
+            'distances says how far the sizes of and gaps between groups '
+            'can be read; a low value means they cannot.'),
+        Table(['#', 'region', 'samples', 'mean reliability',
+               f'share < {LOW:.1f}', 'mostly'], regions),
+        Paragraph(f'The least reliable {len(regions)} of '
+                  f'{found.get("n_regions")} {what} (at least 10 samples '
+                  'each), lowest mean first: read neighbourhoods there '
+                  'with care. Numbered on the map below. Measured by: '
+                  f'{step_command("reliability", run.path)}.')]
+    if not regions:  # too few samples for a region
+        blocks[2:4] = [Paragraph('No region of the map has 10 samples or '
+                                 'more to rank.')]
+    if found.get('figure') and run.has(found['figure']):
+        blocks.append(Image(found['figure'], 'the map coloured by '
+                            'reliability'))
+    return Section('Where the map can be trusted', blocks)
+
+
 def _clusters_section(run: Run) -> Section:
     table = run.clusters()
     if table is None:
@@ -314,6 +371,7 @@ def build_sections(run: Run, key: str, metrics: dict, source: str,
         _predictions_section(run),
         _label_issues_section(run),
         placed_section(run),
+        _reliability_section(run, key),
         _clusters_section(run),
         _plots_section(plots),
     ]

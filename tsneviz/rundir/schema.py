@@ -30,6 +30,9 @@ SAMPLE_COLUMNS = {
     # by tools/label_issues.py: in [0, 1], lower = more likely mislabelled
     'label_quality': FLOAT,
     'label_issue': BOOL,  # a suspected label error
+    # by tools/reliability.py: share of the k feature-space neighbours that
+    # are map neighbours too, in [0, 1]
+    'map_reliability': FLOAT,
 }
 #: The column of each sample's cluster id (:data:`CLUSTERS` summarises).
 CLUSTER_COLUMN = 'cluster'

@@ -397,6 +397,15 @@
         `<span>≥ ${num(hi)}</span>`;
       return;
     }
+    if (mode === 'reliability') {
+      ul.innerHTML = '';
+      const c = meta.legends.reliability_colors;
+      bar.style.display = 'block';
+      bar.style.background = `linear-gradient(to right, ${c.join(',')})`;
+      labels.innerHTML = '<span>0</span><span>share of feature-space ' +
+        'neighbours kept on the map</span><span>1</span>';
+      return;
+    }
     bar.style.display = 'none';
     labels.innerHTML = '';
     const hidden = T.state.hidden[mode];
@@ -516,6 +525,9 @@
       const mapper = byName('mapper-' + m);
       if (mapper) T.mappers[m] = mapper;
     }
+    // only where the run measured it (a map_reliability column)
+    const reliability = byName('mapper-reliability');
+    if (reliability) T.mappers.reliability = reliability;
     T.webgl = pv.canvas_view.webgl != null;
     T.setupPlaced(byName);
     drawLegend();

@@ -26,6 +26,7 @@ __all__ = [
     'build_reducer', 'fit_layout', 'RunOptions', 'run_vis_tsne',
     'run_features', 'run_module', 'analyze_run', 'cluster_run',
     'compute_neighbors', 'query', 'find_label_issues', 'write_report',
+    'compare_checkpoints',
     'compare_runs', 'make_splits', 'export_selection', 'export_run'
 ]
 
@@ -37,6 +38,7 @@ _LAZY = {'cluster_run': 'tsneviz.analysis.runs',
          'find_label_issues': 'tsneviz.analysis.label_issues',
          'write_report': 'tsneviz.report',
          'compare_runs': 'tsneviz.compare',
+         'compare_checkpoints': 'tsneviz.compare',
          'make_splits': 'tsneviz.exporters.splits',
          'export_selection': 'tsneviz.exporters.selection',
          'export_run': 'tsneviz.exporters.base'}

@@ -73,7 +73,7 @@ def write_animation(coords: np.ndarray, labels: np.ndarray,
         ax.scatter(*frame[order].T, s=size, c=colors[order], linewidths=0)
         ax.set_xlim(*limits[0])
         ax.set_ylim(*limits[1])
-        ax.set_aspect('equal', adjustable='datalim')
+        ax.set_aspect('equal')
         ax.set_xticks([])
         ax.set_yticks([])
         fig.suptitle(title, fontsize='small')

@@ -23,8 +23,8 @@ def movement(coords: np.ndarray) -> dict:
     Examples:
         >>> maps = np.array([[[0.0, 0.0]], [[3.0, 4.0]], [[0.0, 0.0]]])
         >>> out = movement(maps)
-        >>> out['steps'].ravel().tolist(), out['total'][0], out['net'][0]
-        ([5.0, 5.0], 10.0, 0.0)
+        >>> out['steps'].ravel().tolist(), out['total'].tolist()
+        ([5.0, 5.0], [10.0])
     """
     coords = np.asarray(coords, dtype=np.float64)
     steps = np.linalg.norm(np.diff(coords, axis=0), axis=2)

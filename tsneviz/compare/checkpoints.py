@@ -218,7 +218,7 @@ def compare_checkpoints(run_dirs: Sequence[str],
         ...                               'work_dirs/d/tsne_epoch2',
         ...                               'work_dirs/d/tsne_epoch3'])
         >>> [round(c['mean_confidence'], 2) for c in result['checkpoints']]
-        [0.41, 0.78, 0.9]
+        [0.18, 0.67, 0.77]
     """
     run_dirs = [str(p) for p in run_dirs]
     if len(run_dirs) < 2:

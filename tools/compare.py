@@ -72,10 +72,10 @@ def follows_checkpoints(args) -> bool:
         ('--start', args.start, False), ('--k', args.k, False))
         if value is not None and pair_only == checkpoints]
     if wrong:
-        mode = (f'following {len(args.runs)} checkpoints' if checkpoints
-                else 'comparing two runs')
-        raise UserError(f'{", ".join(wrong)} do(es) not apply when '
-                        f'{mode}; see --help')
+        other = ('comparing two runs' if checkpoints else 'following '
+                 'checkpoints (three runs or more, or --checkpoints)')
+        raise UserError(f'{", ".join(wrong)}: only for {other}, not for '
+                        f'these {len(args.runs)} runs; see --help')
     return checkpoints
 
 

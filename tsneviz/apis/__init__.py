@@ -22,11 +22,11 @@ from tsneviz.pipeline import (RunOptions, run_features, run_module,
 from tsneviz.reduction import build_reducer, fit_layout
 
 __all__ = [
+    'compare_checkpoints',
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
     'build_reducer', 'fit_layout', 'RunOptions', 'run_vis_tsne',
     'run_features', 'run_module', 'analyze_run', 'cluster_run',
     'compute_neighbors', 'query', 'find_label_issues', 'write_report',
-    'compare_checkpoints',
     'compare_runs', 'make_splits', 'export_selection', 'export_run'
 ]
 

@@ -19,6 +19,7 @@ from tsneviz.pipeline import (RunOptions, run_features, run_module,
 from tsneviz.reduction import build_reducer, fit_layout
 
 __all__ = [
+    'compare_checkpoints',
     'Sample', 'build_model', 'sample_dataset', 'extract_features',
     'build_reducer', 'fit_layout', 'RunOptions', 'run_vis_tsne',
     'run_features', 'run_module', 'analyze_run', 'cluster_run',
@@ -42,6 +43,7 @@ _LAZY = {'Sample': 'tsneviz.data',
          'measure_reliability': 'tsneviz.analysis.reliability',
          'write_report': 'tsneviz.report',
          'compare_runs': 'tsneviz.compare',
+         'compare_checkpoints': 'tsneviz.compare',
          'make_splits': 'tsneviz.exporters.splits',
          'export_selection': 'tsneviz.exporters.selection',
          'export_run': 'tsneviz.exporters.base',

@@ -367,23 +367,18 @@ def test_hdbscan_large_path_is_seeded():
     np.testing.assert_array_equal(a, b)
 
 
-def test_agglomerative_above_large_n_follows_a_neighbour_graph():
-    from sklearn.neighbors import NearestNeighbors
-    X, y = wide_blobs(n=2000, centers=4)
-    with pytest.raises(UserError, match='use --method kmeans or hdbscan') \
-            as err:
+def test_agglomerative_above_large_n_is_refused_in_one_line():
+    X, y = wide_blobs(n=1200, centers=4)
+    with pytest.raises(UserError, match='use --method kmeans') as err:
         cluster_features(X, 'agglomerative', n_clusters=4, large_n=1000)
-    assert '\n' not in str(err.value)
-    assert 'of 2000 samples needs a neighbour graph above 1000' in \
-        str(err.value)
-    Z = reduce_for_clustering(X, 50)
-    indices = NearestNeighbors(n_neighbors=10).fit(Z).kneighbors(
-        Z, return_distance=False)
-    timings = {}
-    ids = cluster_features(X, 'agglomerative', n_clusters=4, large_n=1000,
-                           connectivity=indices, timings=timings)
-    assert timings['strategy'] == 'connectivity'
-    assert adjusted_rand_score(y, ids) > 0.95
+    assert str(err.value) == (
+        'agglomerative clustering of 1200 samples is quadratic in time and '
+        'memory (above 1000 samples); use --method kmeans (MiniBatchKMeans '
+        'at this size) or hdbscan')
+    # at or below the threshold it runs, exactly as before
+    ids = cluster_features(X[:1000], 'agglomerative', n_clusters=4,
+                           large_n=1000)
+    assert adjusted_rand_score(y[:1000], ids) > 0.95
 
 
 def test_pca_fitted_on_sampled_rows_keeps_the_blobs():
@@ -409,16 +404,9 @@ def test_cluster_run_records_strategy_and_seconds(run_copy):
     assert rundir.Run(run_copy).manifest['clusters']['strategy'] == 'exact'
 
 
-def test_cluster_run_agglomerative_uses_the_runs_neighbour_graph(run_copy):
-    run = rundir.Run(run_copy)
-    if run.neighbors() is None:
-        from tsneviz.analysis.steps import analyze_run
-        analyze_run(run_copy, ['neighbors'])
-        run = rundir.Run(run_copy)
-    assert run.neighbors() is not None
-    rows = cluster_run(run_copy, method='agglomerative', large_n=100,
-                       linkage='average')
-    section = rundir.Run(run_copy).manifest['clusters']
-    assert section['strategy'] == 'connectivity'
-    assert len(rows) == 10
-    assert np.mean([r['purity'] for r in rows]) > 0.8
+def test_cluster_run_refuses_agglomerative_before_loading(run_copy):
+    before = open(osp.join(run_copy, 'run.json')).read()
+    with pytest.raises(UserError, match='quadratic'):
+        cluster_run(run_copy, method='agglomerative', large_n=100)
+    assert open(osp.join(run_copy, 'run.json')).read() == before
+    assert not osp.exists(osp.join(run_copy, 'clusters.csv'))

@@ -29,9 +29,8 @@ method     above ``large_n`` samples
 ========== ===========================================================
 kmeans     ``MiniBatchKMeans`` (batches of 4096) instead of Lloyd's
            k-means over all samples at every step
-agglom.    only with a connectivity graph (the run's neighbour graph):
-           merges follow its edges; without one, a UserError naming
-           the methods to use instead (it is quadratic otherwise)
+agglom.    refused with a UserError naming the methods to use instead:
+           quadratic in time and memory, even along a neighbour graph
 hdbscan    PCA to :data:`HDBSCAN_LARGE_DIMS` dimensions, HDBSCAN on a
            seeded sample of ``large_n`` samples, every other sample
            takes the cluster (or noise) of its nearest sampled one
@@ -99,8 +98,7 @@ class BaseClusterer:
         return X
 
     def fit_predict(self, X: np.ndarray, large_n: Optional[int] = LARGE_N,
-                    seed: int = 0,
-                    connectivity: Optional[np.ndarray] = None) -> np.ndarray:
+                    seed: int = 0) -> np.ndarray:
         """Cluster ``X`` (N, C); return (N,) int64 ids (``-1``: noise).
 
         Args:
@@ -109,9 +107,6 @@ class BaseClusterer:
                 near-linear path (module docstring); None never does.
                 Defaults to :data:`LARGE_N`.
             seed (int): Seed of the large path's sampling. Defaults to 0.
-            connectivity (np.ndarray, optional): (N, k) neighbour indices
-                of each sample (a run's neighbour graph); the large path
-                of agglomerative clustering needs it. Defaults to None.
 
         Returns:
             np.ndarray: (N,) int64 ids. ``strategy_`` says which path ran:
@@ -120,7 +115,7 @@ class BaseClusterer:
         large = large_n is not None and len(X) > large_n
         X = self._check(X, large)
         if large:
-            labels = self._fit_predict_large(X, large_n, seed, connectivity)
+            labels = self._fit_predict_large(X, large_n, seed)
         else:
             self.strategy_ = 'exact'
             labels = self._fit_predict(X)
@@ -130,7 +125,7 @@ class BaseClusterer:
     def _fit_predict(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _fit_predict_large(self, X, large_n, seed, connectivity):
+    def _fit_predict_large(self, X, large_n, seed):
         """The near-linear path; the method's own unless it has none."""
         self.strategy_ = 'exact'
         return self._fit_predict(X)
@@ -183,7 +178,7 @@ class KMeansClusterer(BaseClusterer):
                       max_iter=p['max_iter'],
                       random_state=p['seed']).fit_predict(X)
 
-    def _fit_predict_large(self, X, large_n, seed, connectivity):
+    def _fit_predict_large(self, X, large_n, seed):
         # Each step looks at one batch instead of all N samples; the
         # n_init starts are compared on a sample of 3 batches, so ten of
         # them cost little.
@@ -233,20 +228,8 @@ class AgglomerativeClusterer(BaseClusterer):
             n_clusters=p['n_clusters'], linkage=p['linkage'],
             metric=p['metric']).fit_predict(X)
 
-    def _fit_predict_large(self, X, large_n, seed, connectivity):
-        from sklearn.cluster import AgglomerativeClustering
-        if connectivity is None:
-            raise UserError(
-                f'agglomerative clustering of {len(X)} samples needs a '
-                f'neighbour graph above {large_n} (it is quadratic '
-                'otherwise); run the neighbors step first, or use '
-                '--method kmeans or hdbscan')
-        p = self.params
-        self.strategy_ = 'connectivity'
-        return AgglomerativeClustering(
-            n_clusters=p['n_clusters'], linkage=p['linkage'],
-            metric=p['metric'],
-            connectivity=knn_connectivity(connectivity)).fit_predict(X)
+    def _fit_predict_large(self, X, large_n, seed):
+        check_size(self.name, len(X), large_n)
 
 
 @CLUSTERERS.register_module(name='hdbscan')
@@ -291,7 +274,7 @@ class HDBSCANClusterer(BaseClusterer):
                            p['cluster_selection_epsilon']),
                        metric=p['metric'], copy=True).fit_predict(X)
 
-    def _fit_predict_large(self, X, large_n, seed, connectivity):
+    def _fit_predict_large(self, X, large_n, seed):
         from sklearn.neighbors import NearestNeighbors
         self.strategy_ = 'subsample'
         rng = np.random.default_rng(seed)
@@ -346,6 +329,30 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_size(method: str, n_samples: int,
+               large_n: Optional[int] = LARGE_N) -> None:
+    """Refuse agglomerative clustering of more than ``large_n`` samples.
+
+    Its time and memory grow with N^2 (1.6 GB of distances at 20k). A
+    connectivity graph (a run's 15-NN graph) does not rescue it: on 30k
+    blobs scikit-learn took 180 s on 2 busy cores, most of it joining the
+    graph's separate components pairwise, quadratic again.
+
+    Raises:
+        UserError: Naming the methods that scale.
+
+    Examples:
+        >>> check_size('agglomerative', 10_000)
+        >>> check_size('kmeans', 10**6)
+    """
+    if method == 'agglomerative' and large_n is not None and \
+            n_samples > large_n:
+        raise UserError(
+            f'agglomerative clustering of {n_samples} samples is quadratic '
+            f'in time and memory (above {large_n} samples); use --method '
+            'kmeans (MiniBatchKMeans at this size) or hdbscan')
+
+
 def default_n_clusters(labels: np.ndarray) -> int:
     """The number of clusters to look for when none is given.
 
@@ -365,29 +372,6 @@ def default_n_clusters(labels: np.ndarray) -> int:
         3
     """
     return max(1, len(np.unique(np.asarray(labels))))
-
-
-def knn_connectivity(indices: np.ndarray):
-    """A sparse (N, N) connectivity matrix from (N, k) neighbour indices.
-
-    Args:
-        indices (np.ndarray): Row i lists the neighbours of sample i.
-
-    Returns:
-        scipy.sparse.csr_matrix: 1 where j is a neighbour of i
-        (scikit-learn makes it symmetric itself).
-
-    Examples:
-        >>> knn_connectivity(np.array([[1], [0], [1]])).toarray()
-        array([[0., 1., 0.],
-               [1., 0., 0.],
-               [0., 1., 0.]])
-    """
-    from scipy.sparse import csr_matrix
-    indices = np.asarray(indices, dtype=np.int64)
-    n, k = indices.shape
-    return csr_matrix((np.ones(n * k), indices.ravel(),
-                       np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
 def reduce_for_clustering(X: np.ndarray, pca_dims: Optional[int] = 50,
@@ -445,7 +429,6 @@ def cluster_features(X: np.ndarray, method: str = 'kmeans',
                      n_clusters: Optional[int] = None,
                      pca_dims: Optional[int] = 50, seed: int = 0,
                      large_n: Optional[int] = LARGE_N,
-                     connectivity: Optional[np.ndarray] = None,
                      timings: Optional[dict] = None,
                      **params) -> np.ndarray:
     """Cluster a feature matrix (or an embedding), PCA-reduced first.
@@ -466,8 +449,6 @@ def cluster_features(X: np.ndarray, method: str = 'kmeans',
         large_n (int, optional): From this many samples on, the PCA and
             the method take their near-linear paths (module docstring);
             None never does. Defaults to :data:`LARGE_N`.
-        connectivity (np.ndarray, optional): (N, k) neighbour indices, for
-            agglomerative clustering above ``large_n``. Defaults to None.
         timings (dict, optional): Filled with the seconds of each part
             (``pca``, ``fit``) and the ``strategy`` that ran. Defaults to
             None.
@@ -494,8 +475,7 @@ def cluster_features(X: np.ndarray, method: str = 'kmeans',
     X = reduce_for_clustering(X, pca_dims, seed, fit_rows=large_n)
     timings['pca'] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    ids = clusterer.fit_predict(X, large_n=large_n, seed=seed,
-                                connectivity=connectivity)
+    ids = clusterer.fit_predict(X, large_n=large_n, seed=seed)
     timings['fit'] = round(time.perf_counter() - started, 3)
     timings['strategy'] = clusterer.strategy_
     return ids

@@ -13,7 +13,7 @@ from tsneviz import rundir
 from tsneviz.errors import UserError
 
 from .clustering import (LARGE_N, build_clusterer, check_method,
-                         cluster_features, default_n_clusters)
+                         check_size, cluster_features, default_n_clusters)
 from .summary import SUMMARY, summarize_clusters, write_summary
 
 CLUSTER_COLUMN = rundir.CLUSTER_COLUMN
@@ -52,7 +52,7 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
         seed (int): Seed of the PCA and k-means. Defaults to 0.
         large_n (int, optional): From this many samples on, the
             near-linear path of each method (MiniBatchKMeans, HDBSCAN on
-            a sample, agglomerative along the run's neighbour graph; see
+            a sample; agglomerative refuses; see
             :mod:`tsneviz.analysis.clustering`); None never. Defaults to
             :data:`~tsneviz.analysis.clustering.LARGE_N`.
         **params: Other parameters of the method (``linkage``, ``metric``,
@@ -83,15 +83,14 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
         n_clusters = default_n_clusters(run.labels)
     # Bad parameters fail here, before features are loaded and PCA runs.
     build_clusterer(method, n_clusters=n_clusters, **params)
+    check_size(method, len(run), large_n)
     started = time.perf_counter()
     X = run.features(key) if on == 'features' else run.coords(key)
     timings = dict(load=round(time.perf_counter() - started, 3))
     ids = cluster_features(X, method, n_clusters=n_clusters,
                            pca_dims=pca_dims if on == 'features' else None,
-                           seed=seed, large_n=large_n,
-                           connectivity=_connectivity(run, key, method, on,
-                                                      len(X), large_n),
-                           timings=timings, **params)
+                           seed=seed, large_n=large_n, timings=timings,
+                           **params)
     strategy = timings.pop('strategy')
 
     started = time.perf_counter()
@@ -128,13 +127,3 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
         rundir.TABLE, SUMMARY, osp.basename(plot)])
     return rows
 
-
-def _connectivity(run, key: str, method: str, on: str, n_samples: int,
-                  large_n: Optional[int]):
-    """The run's neighbour indices where agglomerative clustering needs
-    them (features above ``large_n`` samples), else None."""
-    if method != 'agglomerative' or on != 'features' or large_n is None \
-            or n_samples <= large_n:
-        return None
-    graph = run.neighbors(key)
-    return None if graph is None else graph['indices']

@@ -160,6 +160,24 @@ def test_torchdr_missing_is_one_line_naming_the_package(monkeypatch):
     assert not TorchdrTSNE.importable()
 
 
+def test_a_library_that_fails_to_load_is_one_line(monkeypatch, tmp_path):
+    # a package that is installed but raises on import, as cuML does
+    # without a CUDA driver
+    package = tmp_path / 'torchdr'
+    package.mkdir()
+    (package / '__init__.py').write_text(
+        "raise RuntimeError('no CUDA driver\\nsecond line')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.split('.')[0] == 'torchdr']:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(UserError) as err:
+        build_tsne('torchdr')
+    assert str(err.value) == (
+        '--backend torchdr: torchdr is installed but does not load '
+        '(RuntimeError: no CUDA driver); check the GPU and CUDA driver, or '
+        'use --backend opentsne')
+
+
 # ----------------------------------------------------- cuML, tsne-cuda
 
 

@@ -126,6 +126,13 @@ class GPUTSNE(BaseTSNE):
                 f'--backend {self.backend} needs the {self.package} package '
                 f'({error}); pip install {self.package}, or use --backend '
                 'opentsne') from None
+        except Exception as error:  # installed, but no driver or GPU
+            first = (str(error).strip().splitlines() or [''])[0]
+            raise UserError(
+                f'--backend {self.backend}: {self.module} is installed but '
+                f'does not load ({type(error).__name__}: {first}); check '
+                'the GPU and CUDA driver, or use --backend opentsne') \
+                from None
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -284,7 +284,8 @@ class HDBSCANClusterer(BaseClusterer):
         sample_ids = self._fit_predict(X[sample])
         # Each other sample joins the cluster of its nearest sampled one;
         # next to noise it is noise.
-        nearest = NearestNeighbors(n_neighbors=1,
+        # a KD-tree in HDBSCAN_LARGE_DIMS dimensions, queried on all cores
+        nearest = NearestNeighbors(n_neighbors=1, n_jobs=-1,
                                    metric=self.params['metric']).fit(
                                        X[sample])
         ids = sample_ids[nearest.kneighbors(X, return_distance=False)[:, 0]]

@@ -1,4 +1,8 @@
-"""t-SNE reducers: openTSNE (FFT-accelerated, the default) and scikit-learn.
+"""t-SNE reducers: openTSNE (FFT-accelerated) and scikit-learn.
+
+``--backend auto`` (the default) takes a GPU backend when CUDA is
+available and one is installed (:mod:`tsneviz.reduction.gpu`: cuML,
+tsne-cuda, torchdr), else openTSNE (:func:`auto_backend`).
 
 Both take the hyper-parameters of mmpretrain's ``vis_tsne.py`` with the same
 names and meaning; ``n_iter`` is the total number of iterations, early

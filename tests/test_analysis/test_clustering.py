@@ -316,3 +316,97 @@ def test_cli_refuses_a_directory_without_run_json(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f'error: {tmp_path} has no run.json: it is not a complete tsneviz '
         'run; run tools/vis_tsne.py again']
+
+
+# ------------------------------------------------ the large-N paths
+
+
+def wide_blobs(n=3000, centers=6, seed=0):
+    """Blobs in 512-d, float32: the shape of a model's features."""
+    X, y = make_blobs(n_samples=n, centers=centers, n_features=512,
+                      cluster_std=4.0, random_state=seed)
+    return X.astype(np.float32), y
+
+
+def test_kmeans_above_large_n_is_minibatch_and_finds_the_blobs():
+    X, y = wide_blobs()
+    timings = {}
+    ids = cluster_features(X, 'kmeans', n_clusters=6, large_n=1000,
+                           timings=timings)
+    assert timings['strategy'] == 'minibatch'
+    assert adjusted_rand_score(y, ids) > 0.95
+    assert set(timings) == {'pca', 'fit', 'strategy'}
+    # below the threshold: Lloyd's k-means, as before
+    exact = {}
+    cluster_features(X[:900], 'kmeans', n_clusters=6, large_n=1000,
+                     timings=exact)
+    assert exact['strategy'] == 'exact'
+
+
+def test_hdbscan_above_large_n_samples_then_assigns_the_rest():
+    X, y = wide_blobs(n=4000, centers=5)
+    far = np.random.default_rng(1).uniform(-300, 300, size=(4, 512))
+    X = np.vstack([X, far.astype(np.float32)])
+    timings = {}
+    ids = cluster_features(X, 'hdbscan', min_cluster_size=20, large_n=800,
+                           timings=timings)
+    assert timings['strategy'] == 'subsample'
+    assert ids.shape == (len(X),)
+    # every blob found, samples outside the sample included
+    assert adjusted_rand_score(y, ids[:-4]) > 0.9
+    assert len(set(ids[:-4]) - {-1}) == 5
+    assert (ids[-4:] != ids[0]).all()  # the far points join no blob at 0
+
+
+def test_hdbscan_large_path_is_seeded():
+    X, _ = wide_blobs(n=2000, centers=4)
+    a = cluster_features(X, 'hdbscan', min_cluster_size=15, large_n=500,
+                         seed=3)
+    b = cluster_features(X, 'hdbscan', min_cluster_size=15, large_n=500,
+                         seed=3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_agglomerative_above_large_n_is_refused_in_one_line():
+    X, y = wide_blobs(n=1200, centers=4)
+    with pytest.raises(UserError, match='use --method kmeans') as err:
+        cluster_features(X, 'agglomerative', n_clusters=4, large_n=1000)
+    assert str(err.value) == (
+        'agglomerative clustering of 1200 samples is quadratic in time and '
+        'memory (above 1000 samples); use --method kmeans (MiniBatchKMeans '
+        'at this size) or hdbscan')
+    # at or below the threshold it runs, exactly as before
+    ids = cluster_features(X[:1000], 'agglomerative', n_clusters=4,
+                           large_n=1000)
+    assert adjusted_rand_score(y[:1000], ids) > 0.95
+
+
+def test_pca_fitted_on_sampled_rows_keeps_the_blobs():
+    X, y = wide_blobs(n=3000)
+    Z = reduce_for_clustering(X, 20, fit_rows=500)
+    assert Z.shape == (3000, 20) and Z.dtype == np.float32
+    ids = build_clusterer('kmeans', n_clusters=6).fit_predict(Z)
+    assert adjusted_rand_score(y, ids) > 0.95
+    # fewer rows than fit_rows: fitted on all, float64 as before
+    assert reduce_for_clustering(X[:400], 20, fit_rows=500).dtype == \
+        np.float64
+
+
+def test_cluster_run_records_strategy_and_seconds(run_copy):
+    cluster_run(run_copy, large_n=100)
+    section = rundir.Run(run_copy).manifest['clusters']
+    assert section['strategy'] == 'minibatch' and section['large_n'] == 100
+    assert set(section['timings']) == {'load', 'pca', 'fit', 'summary',
+                                       'plot'}
+    assert all(v >= 0 for v in section['timings'].values())
+    # below the threshold the exact path, recorded as such
+    cluster_run(run_copy)
+    assert rundir.Run(run_copy).manifest['clusters']['strategy'] == 'exact'
+
+
+def test_cluster_run_refuses_agglomerative_before_loading(run_copy):
+    before = open(osp.join(run_copy, 'run.json')).read()
+    with pytest.raises(UserError, match='quadratic'):
+        cluster_run(run_copy, method='agglomerative', large_n=100)
+    assert open(osp.join(run_copy, 'run.json')).read() == before
+    assert not osp.exists(osp.join(run_copy, 'clusters.csv'))

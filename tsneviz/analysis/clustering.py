@@ -19,8 +19,28 @@ hdbscan    min_cluster_size=5,              ``HDBSCAN`` (finds the number of
            cluster_selection_epsilon=0.0,
            metric='euclidean'
 ========== ================================ ===================================
+
+Above ``large_n`` samples (:data:`LARGE_N` unless given) each method
+switches to a path that stays near-linear in N, and says so in its
+``strategy_``:
+
+========== ===========================================================
+method     above ``large_n`` samples
+========== ===========================================================
+kmeans     ``MiniBatchKMeans`` (batches of 4096) instead of Lloyd's
+           k-means over all samples at every step
+agglom.    refused with a UserError naming the methods to use instead:
+           quadratic in time and memory, even along a neighbour graph
+hdbscan    PCA to :data:`HDBSCAN_LARGE_DIMS` dimensions, HDBSCAN on a
+           seeded sample of ``large_n`` samples, every other sample
+           takes the cluster (or noise) of its nearest sampled one
+========== ===========================================================
+
+The PCA before clustering is fitted on ``large_n`` sampled rows too, then
+applied to all (:func:`reduce_for_clustering`).
 """
 import numbers
+import time
 from typing import List, Optional
 
 import numpy as np
@@ -31,6 +51,17 @@ from tsneviz.registry import CLUSTERERS, registered
 
 #: Cluster id scikit-learn's HDBSCAN gives to samples in no cluster.
 NOISE = -1
+#: From this many samples on, the clusterers and the PCA before them take
+#: their near-linear paths (see the module docstring). At 20k samples
+#: scikit-learn's exact Ward linkage already holds a 1.6 GB distance
+#: matrix, and HDBSCAN on 20k samples in 10 dimensions took 20 s on the
+#: busy 2-core machine (4k: 1.5 s), growing faster than N.
+LARGE_N = 20_000
+#: HDBSCAN's space above ``large_n`` samples: its density estimate and
+#: the nearest-sample assignment use KD-trees, fast in few dimensions.
+HDBSCAN_LARGE_DIMS = 10
+#: MiniBatchKMeans' batch: scikit-learn's advice is at least 256 x cores.
+MINIBATCH_SIZE = 4096
 
 
 class BaseClusterer:
@@ -51,8 +82,10 @@ class BaseClusterer:
         self.params = {**self.defaults, **params}
         validate_params(self.params, self.constraints, self.name)
 
-    def _check(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+    def _check(self, X: np.ndarray, large: bool = False) -> np.ndarray:
+        # float32 stays float32 on the large path: 1M x 512 doubles are 4 GB
+        X = np.asarray(X, dtype=np.float32 if large and
+                       np.asarray(X).dtype == np.float32 else np.float64)
         if X.ndim != 2 or len(X) == 0:
             raise UserError(f'{self.name}: expected a non-empty (N, C) '
                             f'matrix, got shape {X.shape}')
@@ -64,14 +97,38 @@ class BaseClusterer:
                             f'than the {len(X)} samples; lower --n-clusters')
         return X
 
-    def fit_predict(self, X: np.ndarray) -> np.ndarray:
-        """Cluster ``X`` (N, C); return (N,) int64 ids (``-1``: noise)."""
-        X = self._check(X)
-        self.labels_ = np.asarray(self._fit_predict(X), dtype=np.int64)
+    def fit_predict(self, X: np.ndarray, large_n: Optional[int] = LARGE_N,
+                    seed: int = 0) -> np.ndarray:
+        """Cluster ``X`` (N, C); return (N,) int64 ids (``-1``: noise).
+
+        Args:
+            X (np.ndarray): (N, C) samples.
+            large_n (int, optional): Above this many samples take the
+                near-linear path (module docstring); None never does.
+                Defaults to :data:`LARGE_N`.
+            seed (int): Seed of the large path's sampling. Defaults to 0.
+
+        Returns:
+            np.ndarray: (N,) int64 ids. ``strategy_`` says which path ran:
+            ``'exact'`` or the large path's name.
+        """
+        large = large_n is not None and len(X) > large_n
+        X = self._check(X, large)
+        if large:
+            labels = self._fit_predict_large(X, large_n, seed)
+        else:
+            self.strategy_ = 'exact'
+            labels = self._fit_predict(X)
+        self.labels_ = np.asarray(labels, dtype=np.int64)
         return self.labels_
 
     def _fit_predict(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _fit_predict_large(self, X, large_n, seed):
+        """The near-linear path; the method's own unless it has none."""
+        self.strategy_ = 'exact'
+        return self._fit_predict(X)
 
 
 def methods() -> List[str]:
@@ -121,6 +178,18 @@ class KMeansClusterer(BaseClusterer):
                       max_iter=p['max_iter'],
                       random_state=p['seed']).fit_predict(X)
 
+    def _fit_predict_large(self, X, large_n, seed):
+        # Each step looks at one batch instead of all N samples; the
+        # n_init starts are compared on a sample of 3 batches, so ten of
+        # them cost little.
+        from sklearn.cluster import MiniBatchKMeans
+        p = self.params
+        self.strategy_ = 'minibatch'
+        return MiniBatchKMeans(
+            n_clusters=p['n_clusters'], n_init=p['n_init'],
+            max_iter=p['max_iter'], batch_size=MINIBATCH_SIZE,
+            random_state=p['seed']).fit_predict(X)
+
 
 @CLUSTERERS.register_module(name='agglomerative')
 class AgglomerativeClusterer(BaseClusterer):
@@ -158,6 +227,9 @@ class AgglomerativeClusterer(BaseClusterer):
         return AgglomerativeClustering(
             n_clusters=p['n_clusters'], linkage=p['linkage'],
             metric=p['metric']).fit_predict(X)
+
+    def _fit_predict_large(self, X, large_n, seed):
+        check_size(self.name, len(X), large_n)
 
 
 @CLUSTERERS.register_module(name='hdbscan')
@@ -202,6 +274,24 @@ class HDBSCANClusterer(BaseClusterer):
                            p['cluster_selection_epsilon']),
                        metric=p['metric'], copy=True).fit_predict(X)
 
+    def _fit_predict_large(self, X, large_n, seed):
+        from sklearn.neighbors import NearestNeighbors
+        self.strategy_ = 'subsample'
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(len(X), large_n, replace=False))
+        X = reduce_for_clustering(X, HDBSCAN_LARGE_DIMS, seed,
+                                  fit_rows=large_n)
+        sample_ids = self._fit_predict(X[sample])
+        # Each other sample joins the cluster of its nearest sampled one;
+        # next to noise it is noise.
+        # a KD-tree in HDBSCAN_LARGE_DIMS dimensions, queried on all cores
+        nearest = NearestNeighbors(n_neighbors=1, n_jobs=-1,
+                                   metric=self.params['metric']).fit(
+                                       X[sample])
+        ids = sample_ids[nearest.kneighbors(X, return_distance=False)[:, 0]]
+        ids[sample] = sample_ids
+        return ids
+
 
 def build_clusterer(method: str = 'kmeans', **params) -> BaseClusterer:
     """Build a clusterer from a ``--method`` name and parameters.
@@ -240,6 +330,30 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_size(method: str, n_samples: int,
+               large_n: Optional[int] = LARGE_N) -> None:
+    """Refuse agglomerative clustering of more than ``large_n`` samples.
+
+    Its time and memory grow with N^2 (1.6 GB of distances at 20k). A
+    connectivity graph (a run's 15-NN graph) does not rescue it: on 30k
+    blobs scikit-learn took 180 s on 2 busy cores, most of it joining the
+    graph's separate components pairwise, quadratic again.
+
+    Raises:
+        UserError: Naming the methods that scale.
+
+    Examples:
+        >>> check_size('agglomerative', 10_000)
+        >>> check_size('kmeans', 10**6)
+    """
+    if method == 'agglomerative' and large_n is not None and \
+            n_samples > large_n:
+        raise UserError(
+            f'agglomerative clustering of {n_samples} samples is quadratic '
+            f'in time and memory (above {large_n} samples); use --method '
+            'kmeans (MiniBatchKMeans at this size) or hdbscan')
+
+
 def default_n_clusters(labels: np.ndarray) -> int:
     """The number of clusters to look for when none is given.
 
@@ -262,7 +376,8 @@ def default_n_clusters(labels: np.ndarray) -> int:
 
 
 def reduce_for_clustering(X: np.ndarray, pca_dims: Optional[int] = 50,
-                          seed: int = 0) -> np.ndarray:
+                          seed: int = 0,
+                          fit_rows: Optional[int] = None) -> np.ndarray:
     """PCA ``X`` to ``pca_dims`` dimensions when it has more.
 
     Distances in a few hundred or thousand feature dimensions are dominated
@@ -275,16 +390,25 @@ def reduce_for_clustering(X: np.ndarray, pca_dims: Optional[int] = 50,
         X (np.ndarray): (N, C) matrix.
         pca_dims (int, optional): Target dimensions; None or 0 turns PCA
             off. Defaults to 50.
-        seed (int): Seed of the randomized SVD. Defaults to 0.
+        seed (int): Seed of the randomized SVD (and of the rows it is
+            fitted on). Defaults to 0.
+        fit_rows (int, optional): With more rows than this, fit the PCA on
+            this many seeded rows and apply it to all (the components of
+            50k samples are those of a million to within noise, at a
+            twentieth of the cost), keeping float32. Defaults to None (fit
+            on all).
 
     Returns:
-        np.ndarray: (N, min(C, pca_dims)) float64 matrix.
+        np.ndarray: (N, min(C, pca_dims)) float64 matrix (float32 when
+        the PCA was fitted on sampled rows of a float32 ``X``).
 
     Examples:
         >>> reduce_for_clustering(np.random.rand(100, 128), 20).shape
         (100, 20)
     """
-    X = np.asarray(X, dtype=np.float64)
+    sampled = fit_rows is not None and len(X) > fit_rows
+    X = np.asarray(X, dtype=np.float32 if sampled and
+                   np.asarray(X).dtype == np.float32 else np.float64)
     if pca_dims is not None and (isinstance(pca_dims, bool) or
                                  not isinstance(pca_dims, numbers.Integral)
                                  or pca_dims < 0):
@@ -292,14 +416,21 @@ def reduce_for_clustering(X: np.ndarray, pca_dims: Optional[int] = 50,
                         'integer >= 0 (0 turns PCA off)')
     if pca_dims and X.shape[1] > pca_dims and len(X) > pca_dims:
         from sklearn.decomposition import PCA
-        X = PCA(n_components=pca_dims, svd_solver='randomized',
-                random_state=seed).fit_transform(X)
+        pca = PCA(n_components=pca_dims, svd_solver='randomized',
+                  random_state=seed)
+        if not sampled:
+            return pca.fit_transform(X)
+        rows = np.random.default_rng(seed).choice(len(X), fit_rows,
+                                                  replace=False)
+        X = pca.fit(X[np.sort(rows)]).transform(X)
     return X
 
 
 def cluster_features(X: np.ndarray, method: str = 'kmeans',
                      n_clusters: Optional[int] = None,
                      pca_dims: Optional[int] = 50, seed: int = 0,
+                     large_n: Optional[int] = LARGE_N,
+                     timings: Optional[dict] = None,
                      **params) -> np.ndarray:
     """Cluster a feature matrix (or an embedding), PCA-reduced first.
 
@@ -316,6 +447,12 @@ def cluster_features(X: np.ndarray, method: str = 'kmeans',
         pca_dims (int, optional): See :func:`reduce_for_clustering`.
             Defaults to 50.
         seed (int): Seed of the PCA and of k-means. Defaults to 0.
+        large_n (int, optional): From this many samples on, the PCA and
+            the method take their near-linear paths (module docstring);
+            None never does. Defaults to :data:`LARGE_N`.
+        timings (dict, optional): Filled with the seconds of each part
+            (``pca``, ``fit``) and the ``strategy`` that ran. Defaults to
+            None.
         **params: Other parameters of the method, e.g. ``linkage`` or
             ``min_cluster_size``.
 
@@ -334,4 +471,12 @@ def cluster_features(X: np.ndarray, method: str = 'kmeans',
     if method == 'kmeans':
         params.setdefault('seed', seed)
     clusterer = build_clusterer(method, **params)
-    return clusterer.fit_predict(reduce_for_clustering(X, pca_dims, seed))
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
+    X = reduce_for_clustering(X, pca_dims, seed, fit_rows=large_n)
+    timings['pca'] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    ids = clusterer.fit_predict(X, large_n=large_n, seed=seed)
+    timings['fit'] = round(time.perf_counter() - started, 3)
+    timings['strategy'] = clusterer.strategy_
+    return ids

@@ -6,13 +6,14 @@ back what later steps and people read: a ``cluster`` column in
 ``<key>_cluster.png``, and last a ``clusters`` section in ``run.json``.
 """
 import os.path as osp
+import time
 from typing import List, Optional
 
 from tsneviz import rundir
 from tsneviz.errors import UserError
 
-from .clustering import (build_clusterer, check_method, cluster_features,
-                         default_n_clusters)
+from .clustering import (LARGE_N, build_clusterer, check_method,
+                         check_size, cluster_features, default_n_clusters)
 from .summary import SUMMARY, summarize_clusters, write_summary
 
 CLUSTER_COLUMN = rundir.CLUSTER_COLUMN
@@ -23,7 +24,8 @@ SPACES = ('features', 'embedding')
 def cluster_run(run_dir: str, method: str = 'kmeans',
                 n_clusters: Optional[int] = None, on: str = 'features',
                 key: Optional[str] = None, pca_dims: Optional[int] = 50,
-                seed: int = 0, **params) -> List[dict]:
+                seed: int = 0, large_n: Optional[int] = LARGE_N,
+                **params) -> List[dict]:
     """Cluster a run and write the cluster column, summary and plot.
 
     Features are the default because they are what the model computes;
@@ -48,6 +50,11 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
             first; None or 0 turns it off (no effect on an embedding).
             Defaults to 50.
         seed (int): Seed of the PCA and k-means. Defaults to 0.
+        large_n (int, optional): From this many samples on, the
+            near-linear path of each method (MiniBatchKMeans, HDBSCAN on
+            a sample; agglomerative refuses; see
+            :mod:`tsneviz.analysis.clustering`); None never. Defaults to
+            :data:`~tsneviz.analysis.clustering.LARGE_N`.
         **params: Other parameters of the method (``linkage``, ``metric``,
             ``min_cluster_size``, ``min_samples``, ...).
 
@@ -76,15 +83,23 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
         n_clusters = default_n_clusters(run.labels)
     # Bad parameters fail here, before features are loaded and PCA runs.
     build_clusterer(method, n_clusters=n_clusters, **params)
+    check_size(method, len(run), large_n)
+    started = time.perf_counter()
     X = run.features(key) if on == 'features' else run.coords(key)
+    timings = dict(load=round(time.perf_counter() - started, 3))
     ids = cluster_features(X, method, n_clusters=n_clusters,
                            pca_dims=pca_dims if on == 'features' else None,
-                           seed=seed, **params)
+                           seed=seed, large_n=large_n, timings=timings,
+                           **params)
+    strategy = timings.pop('strategy')
 
+    started = time.perf_counter()
     rundir.add_columns(run_dir, {CLUSTER_COLUMN: ids})
     run.table[CLUSTER_COLUMN] = ids.astype(float)
     rows = summarize_clusters(ids, run.table, run.label_space)
     write_summary(osp.join(run_dir, SUMMARY), rows)
+    timings['summary'] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
     plot = plot_view(
         run.coords(key), run.table, 'cluster',
         osp.join(run_dir, rundir.plot_file(key, 'cluster')),
@@ -92,6 +107,7 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
         label_space=run.label_space,
         # Big points = high loss: the costly clusters show at a glance.
         size_by_loss='loss' in run.table)
+    timings['plot'] = round(time.perf_counter() - started, 3)
 
     found = sorted(set(ids.tolist()) - {-1})
     section = dict(
@@ -103,8 +119,11 @@ def cluster_run(run_dir: str, method: str = 'kmeans',
             'mean_loss' if 'loss' in run.table else 'error_rate'
             if run.has_predictions and run.label_space.matched
             else 'size'),
-        summary=SUMMARY, column=CLUSTER_COLUMN)
+        summary=SUMMARY, column=CLUSTER_COLUMN,
+        # which path ran (exact, or a large-N one) and seconds per part
+        strategy=strategy, large_n=large_n, timings=timings)
     # run.json last, so it only ever lists files that are complete.
     rundir.update_manifest(run_dir, {'clusters': section}, outputs=[
         rundir.TABLE, SUMMARY, osp.basename(plot)])
     return rows
+

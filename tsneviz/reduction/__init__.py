@@ -12,11 +12,13 @@ from .fields import (LayoutField, add_layout_arguments, field,
                      layout_fields, layout_keys, reducer_class, reducer_names)
 # Imported in the order ``--method`` lists them: registration order.
 from .tsne import TSNE, BaseTSNE, OpenTSNE, SklearnTSNE, build_tsne  # isort:skip  # noqa: E501
+from .gpu import CumlTSNE, TorchdrTSNE, TsnecudaTSNE  # isort:skip
 from .umap import UMAPReducer  # isort:skip
 from .pca import PCAReducer  # isort:skip
 
 __all__ = [
-    'BaseReducer', 'BaseTSNE', 'LayoutField', 'OpenTSNE', 'PCAReducer',
+    'BaseReducer', 'BaseTSNE', 'CumlTSNE', 'LayoutField', 'OpenTSNE',
+    'PCAReducer', 'TorchdrTSNE', 'TsnecudaTSNE',
     'add_layout_arguments',
     'SklearnTSNE', 'TSNE', 'UMAPReducer', 'build_reducer', 'build_tsne',
     'field', 'fit_layout', 'layout_fields', 'layout_keys', 'reducer_class',

@@ -138,8 +138,8 @@ def layout_fields(method: Optional[str] = None) -> List[LayoutField]:
     Examples:
         >>> [f.name for f in layout_fields('pca')]
         ['n_components', 'seed']
-        >>> field('n_iter').defaults
-        {'opentsne': 750, 'sklearn': 1000}
+        >>> field('n_iter').defaults['opentsne'], len(field('n_iter').defaults)
+        (750, 5)
     """
     merged: Dict[str, dict] = {}
     for name in ([method] if method else reducer_names()):

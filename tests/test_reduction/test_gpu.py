@@ -290,3 +290,18 @@ def test_unit_rows_keep_cosine_neighbours():
     euclid = NearestNeighbors(n_neighbors=10).fit(U)
     np.testing.assert_array_equal(cosine.kneighbors(X)[1],
                                   euclid.kneighbors(U)[1])
+
+
+def test_a_dense_fit_too_big_for_memory_is_refused_in_one_line(
+        monkeypatch, digits):
+    from tsneviz.reduction import gpu
+    gpu.check_dense_memory(1000, 'cpu')  # 12 MB: fits anywhere
+    with pytest.raises(UserError) as err:
+        gpu.check_dense_memory(10_000_000, 'cpu')  # about 1.1 PB
+    assert "torchdr_backend='keops'" in str(err.value)
+    assert '\n' not in str(err.value)
+    # the fit itself checks before it starts: with (almost) no memory to
+    # spare, even 50 samples are refused
+    monkeypatch.setattr(gpu, 'DENSE_MEMORY_SHARE', 1e-12)
+    with pytest.raises(UserError, match='50 x 50 matrices'):
+        build_tsne('torchdr', **FAST).fit_transform(digits[0][:50])

@@ -44,6 +44,7 @@ openTSNE's N / early exaggeration: the same step size in the end.
 """
 import importlib
 import inspect
+import os
 from contextlib import contextmanager
 from typing import Optional
 
@@ -66,6 +67,35 @@ TORCHDR_ONLY = {
     # 'faiss' (faiss) avoid them.
     'torchdr_backend': [Options(['torch', 'keops', 'faiss'])],
 }
+
+
+# Dense N x N float32 matrices torchdr's 'torch' backend holds at once
+# (affinities, kernel, gradient terms), and the share of free memory they
+# may take.
+DENSE_MATRICES = 3
+DENSE_MEMORY_SHARE = 0.8
+
+
+def check_dense_memory(n_samples: int, device: str) -> None:
+    """Refuse a dense torchdr fit that cannot fit in memory, in one line.
+
+    The 'torch' backend keeps N x N matrices: 100k points need about 120 GB,
+    which would otherwise end in an out-of-memory kill (or the OS's swap)
+    long after the fit started.
+    """
+    import torch
+
+    need = DENSE_MATRICES * 4 * n_samples ** 2
+    if device == 'cuda':
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        free = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    if need > DENSE_MEMORY_SHARE * free:
+        raise UserError(
+            f"torchdr's 'torch' backend keeps {n_samples:,} x {n_samples:,} "
+            f'matrices (about {need / 2**30:.0f} GiB; {free / 2**30:.0f} GiB '
+            f"free on the {device}); set torchdr_backend='keops' or 'faiss' "
+            'in the config, or use --backend opentsne')
 
 
 def auto_learning_rate(n_samples: int, early_exaggeration: float) -> float:
@@ -215,6 +245,8 @@ class TorchdrTSNE(GPUTSNE):
         if device == 'cuda' and not torch.cuda.is_available():
             raise UserError('torchdr: device=cuda but torch sees no CUDA '
                             "GPU; use device='auto' or 'cpu'")
+        if p['torchdr_backend'] == 'torch':
+            check_dense_memory(len(X), device)
 
         class Reporting(torchdr.TSNE):
             """torchdr's t-SNE with tsneviz's progress every 50 steps."""

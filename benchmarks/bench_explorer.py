@@ -68,6 +68,7 @@ def make_run(run_dir: str, n: int, n_images: int = 10, k: int = 9,
     """
     from PIL import Image
 
+    from tsneviz.labels import LabelSpace
     from tsneviz.rundir import write_array, write_json, write_table
 
     rng = np.random.default_rng(seed)
@@ -105,8 +106,12 @@ def make_run(run_dir: str, n: int, n_images: int = 10, k: int = 9,
     np.savez(osp.join(run_dir, 'neighbors_feat_0.npz'), indices=nn,
              distances=np.sort(rng.uniform(0, 0.5, (n, k)), 1)
              .astype(np.float32), metric=np.array('cosine'))
+    classes = [str(c) for c in range(N_CLASSES)]
+    # recorded as every run since label spaces does (else each Run guesses
+    # it from the table: seconds at 1M that no real run spends)
+    space = LabelSpace.build(classes, labels, N_CLASSES, classes)
     write_json(osp.join(run_dir, 'run.json'), dict(
-        n_samples=n, classes=[str(c) for c in range(N_CLASSES)],
+        n_samples=n, classes=classes, label_space=space.to_json(),
         data_prefix=data, extraction=dict(keys=['feat_0']),
         outputs=['samples.csv', 'feat_0.npy', 'tsne_feat_0.npy',
                  'neighbors_feat_0.npz']))

@@ -416,9 +416,13 @@ def _samples_js(run_dir):
 
 
 def test_samples_hold_the_downloads(demo_run):
-    """The CSV rows and annotation paths are made in Python, in the
-    columns of the selection module and as splits.annotation_path makes
-    them; the page only joins the selected ones."""
+    """The CSV rows (:func:`selection_rows`, which the page's rows equal)
+    are in the columns of the selection module; samples.js holds each
+    folder once, and folder + file name is the image path and its
+    annotation path as splits.annotation_path makes it."""
+    import base64
+
+    from tsneviz.explorer import data as point_data
     from tsneviz.exporters.selection import CSV_COLUMNS
     from tsneviz.exporters.splits import annotation_path
     from tsneviz.rundir import Run
@@ -427,8 +431,12 @@ def test_samples_hold_the_downloads(demo_run):
     run = Run(run_dir)
     samples = _samples_js(run_dir)
     assert samples['header'] == ','.join(CSV_COLUMNS)
-    assert len(samples['rows']) == len(samples['ann']) == len(run)
-    rows = list(csv.DictReader([samples['header']] + samples['rows']))
+    assert samples['columns'] == list(CSV_COLUMNS)
+    data = point_data.columns(run, run.key(None), np.full(len(run), -1))
+    legend = point_data.legends(run, data, [])
+    lines = point_data.selection_rows(run, data, legend)
+    assert lines[0] == samples['header'] and len(lines) == len(run) + 1
+    rows = list(csv.DictReader(lines))
     assert [int(r['index']) for r in rows] == \
         run.table['index'].astype(int).tolist()
     assert [int(r['position']) for r in rows] == list(range(len(run)))
@@ -440,9 +448,16 @@ def test_samples_hold_the_downloads(demo_run):
         run.table['pred_label'].astype(int).tolist()
     np.testing.assert_allclose([float(r['loss']) for r in rows],
                                run.table['loss'], rtol=1e-5)
+    folder = np.frombuffer(base64.b64decode(samples['folder']), '<i4')
+    assert len(folder) == len(samples['names']) == len(run)
+    # the digits: one folder per class
+    assert len(samples['folders']) == len(set(run.labels.tolist()))
+    assert [samples['folders'][f] + name for f, name in
+            zip(folder, samples['names'])] == run.image_paths
     prefix = run.manifest['data_prefix']
-    assert samples['ann'] == [annotation_path(p, prefix)
-                              for p in run.image_paths]
+    assert [samples['ann_folders'][f] + name for f, name in
+            zip(folder, samples['names'])] == \
+        [annotation_path(p, prefix) for p in run.image_paths]
 
 
 @pytest.mark.parametrize('prefix', [None, '/data/val', '/data/val/a'])
@@ -512,3 +527,142 @@ def test_page_escapes_what_it_inserts():
                                                              start)]
     assert json.loads(block) == dict(config, base_url='/runs/r/')
     assert text.endswith('</html>\n')
+
+
+# ---- downloads at a run of awkward paths ------------------------------------
+
+# folders and file names the CSV must quote (comma, quote, line break) or
+# that only look odd (space, '#', non-ASCII, '.' segments), some outside
+# the data prefix
+ODD_FOLDERS = ('plain', 'a,b', 'quote"d', 'sp ace/\u00e9', './dot/.',
+               '../elsewhere')
+ODD_NAMES = ('{}.png', '{} a,b.png', '{}"q".png', '#{}\u00e9.png',
+             '{}\nline.png', 'x{}')
+
+
+def _odd_paths_run(run_dir, out_dir):
+    """A copy of ``run_dir`` whose images lie at awkward paths under a new
+    data prefix."""
+    import shutil
+
+    from tsneviz.rundir import Run, write_json
+
+    shutil.copytree(run_dir, out_dir)
+    run = Run(out_dir)
+    prefix = osp.join(osp.dirname(out_dir), 'odd data', 'val')
+    paths = []
+    for i, src in enumerate(run.image_paths):
+        folder = ODD_FOLDERS[i % len(ODD_FOLDERS)]
+        name = ODD_NAMES[(i // len(ODD_FOLDERS)) % len(ODD_NAMES)]
+        path = f'{prefix}/{folder}/{name.format(i)}'
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        shutil.copyfile(src, path)
+        paths.append(path)
+    table = osp.join(out_dir, 'samples.csv')
+    with open(table, newline='', encoding='utf-8') as f:
+        rows = list(csv.reader(f))
+    column = rows[0].index('img_path')
+    for row, path in zip(rows[1:], paths):
+        row[column] = path
+    with open(table, 'w', newline='', encoding='utf-8') as f:
+        csv.writer(f, lineterminator='\n').writerows(rows)
+    write_json(osp.join(out_dir, 'run.json'),
+               dict(run.manifest, data_prefix=prefix))
+    return paths, prefix
+
+
+def _lasso_all(page):
+    """A real lasso drag along the inside of the plot's frame."""
+    frame = page.evaluate('tsneviz.frameRect()')
+    x0, y0 = frame['left'] + 3, frame['top'] + 3
+    x1 = frame['left'] + frame['width'] - 3
+    y1 = frame['top'] + frame['height'] - 3
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]])
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for a, b in zip(corners[:-1], corners[1:]):
+        for t in np.linspace(0, 1, 10)[1:]:
+            page.mouse.move(*(a + t * (b - a)))
+    page.mouse.up()
+
+
+def test_downloads_at_awkward_paths(browser, demo_run, tmp_path):
+    """The page's CSV and annotation downloads, joined from the folder
+    table of samples.js, are byte for byte what Python makes:
+    :func:`selection_rows` and :func:`write_annotation`."""
+    from tsneviz.explorer import write_explorer
+    from tsneviz.explorer import data as point_data
+    from tsneviz.exporters.splits import annotation_path, write_annotation
+    from tsneviz.rundir import Run
+
+    run_dir = str(tmp_path / 'run')
+    paths, prefix = _odd_paths_run(demo_run[0], run_dir)
+    page_path = write_explorer(run_dir, k=9)
+    run = Run(run_dir)
+    assert run.image_paths == paths
+    samples = _samples_js(run_dir)
+    # each folder once; the rows hold file names only
+    assert len(samples['folders']) == len(ODD_FOLDERS)
+    assert all('/' not in name for name in samples['names'])
+
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(pathlib.Path(page_path).as_uri())
+    _wait_ready(page)
+    _lasso_all(page)
+    page.wait_for_function(
+        'Number(document.getElementById("tsneviz-selection")'
+        '.dataset.count) > 0')
+    chosen = page.evaluate('tsneviz.state.selection')
+    assert chosen == list(range(len(run)))
+    with page.expect_download() as info:
+        page.click('#download-csv')
+    got_csv = open(info.value.path(), 'rb').read()
+    page.fill('#annotation-label', '3')
+    with page.expect_download() as info:
+        page.click('#download-annotation')
+    got_ann = open(info.value.path(), 'rb').read()
+    context.close()
+    assert not errors, errors
+
+    key = run.key(None)
+    data = point_data.columns(run, key, np.full(len(run), -1))
+    rows = point_data.selection_rows(
+        run, data, point_data.legends(run, data, []))
+    expected = '\n'.join([rows[0]] + [rows[1 + p] for p in chosen]) + '\n'
+    assert got_csv == expected.encode('utf-8')
+    # the awkward cells are really there, quoted where the csv module does
+    assert b'"' + paths[1].encode() + b'"' in got_csv
+    assert ('"' + paths[2].replace('"', '""') + '"').encode() in got_csv
+    # the page's lines are annotation_path's; write_annotation refuses the
+    # names with a line break, and writes the others as the page does
+    lines = [f'{annotation_path(paths[p], prefix)} 3\n' for p in chosen]
+    assert got_ann == ''.join(lines).encode('utf-8')
+    assert b'../elsewhere/' in got_ann and b'dot/' in got_ann
+    whole = [p for p in chosen if "\n" not in paths[p]]
+    reference = str(tmp_path / 'reference.txt')
+    write_annotation(reference, [paths[p] for p in whole], [3] * len(whole),
+                     prefix)
+    assert open(reference, 'rb').read() == ''.join(
+        line for p, line in zip(chosen, lines) if p in whole).encode()
+
+
+@pytest.mark.parametrize('prefix', [None, '/data/val', '/data/val/a'])
+def test_split_paths_join_back(prefix):
+    """Folder + file name is the path, annotation folder + file name its
+    annotation path, for every kind of path."""
+    from tsneviz.explorer.data import split_paths
+    from tsneviz.exporters.splits import annotation_path
+
+    paths = ['/data/val/a/1.png', '/data/val/a/2.png', '/data/val/b/1.png',
+             '/data/val/./a/3.png', '/data/other/x.png', '/top.png',
+             'rel/a/1.png', 'plain.png', '', '/data/val/a/b c,"d".png',
+             '/data/val/a/', '/data/val/a/..', '/data/val/.', '/']
+    folders, ann_folders, ids, names = split_paths(paths, prefix)
+    assert ids.dtype == np.int32 and len(ids) == len(names) == len(paths)
+    assert [folders[f] + name for f, name in zip(ids, names)] == paths
+    assert [ann_folders[f] + name for f, name in zip(ids, names)] == \
+        [annotation_path(p, prefix) for p in paths]
+    assert len(set(folders)) == len(folders)

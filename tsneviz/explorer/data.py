@@ -7,10 +7,13 @@ script only looks values up and joins them:
   thumbnail ids), sent inline as Bokeh binary columns;
 - :func:`legends`: class names and colours of each colour mode;
 - :func:`write_neighbors` and :func:`write_samples`: ``explorer/*.js``,
-  loaded by the page on first use. ``samples.js`` holds each sample's
-  ready-made selection CSV row (columns of
-  :data:`tsneviz.exporters.selection.CSV_COLUMNS`) and annotation path
-  (as :func:`tsneviz.exporters.splits.annotation_path` makes it).
+  loaded by the page on first use. ``samples.js`` holds what the
+  selection CSV (columns of :data:`tsneviz.exporters.selection.CSV_COLUMNS`)
+  and the annotation lines need beyond the plot's columns: each image
+  folder once (as the CSV and as
+  :func:`tsneviz.exporters.splits.annotation_path` spell it), each
+  sample's folder id and file name, and the class-name cells. The page
+  joins them into exactly the rows of :func:`selection_rows`.
 """
 import base64
 import csv
@@ -26,7 +29,8 @@ import numpy as np
 from tsneviz.rundir import Run, write_text
 
 __all__ = ['DATA_DIR', 'columns', 'clusters', 'legends', 'write_neighbors',
-           'write_samples', 'annotation_paths', 'selection_rows']
+           'write_samples', 'annotation_paths', 'selection_rows',
+           'split_paths']
 
 #: Folder of the page's lazily loaded data files, in the run directory.
 DATA_DIR = 'explorer'
@@ -296,6 +300,10 @@ def _number(value: float) -> str:
 def selection_rows(run: Run, data: dict, legend: dict) -> List[str]:
     """The selection CSV's header and each sample's row, without line end.
 
+    What the page's CSV download holds, made in Python: the reference its
+    rows (joined in the page from :func:`write_samples`) are tested
+    against, and a way to write the CSV without a browser.
+
     Args:
         run (Run): The run.
         data (dict): :func:`columns`.
@@ -342,22 +350,106 @@ def selection_rows(run: Run, data: dict, legend: dict) -> List[str]:
         line(cells) for cells in zip(*(values[c] for c in CSV_COLUMNS))]
 
 
+def split_paths(paths: Sequence[str], data_prefix: Optional[str]):
+    """Image paths as a folder table and each path's folder and file name.
+
+    A dataset has few folders, so the page's data grows with the file
+    names, not with the full paths. ``folders[f] + names[i]`` is path
+    ``i`` and ``ann_folders[f] + names[i]`` its
+    :func:`tsneviz.exporters.splits.annotation_path`, ``f`` its folder id.
+
+    Args:
+        paths (Sequence[str]): Image paths, one per sample.
+        data_prefix (str, optional): Prefix the annotation paths are
+            relative to; None leaves them as they are.
+
+    Returns:
+        tuple: ``folders`` and ``ann_folders`` (lists of str), int32 (N,)
+        folder ids and the list of file names.
+
+    Examples:
+        >>> split_paths(['/d/val/3/1.png', '/d/val/5/1.png'], '/d/val')
+        (['/d/val/3/', '/d/val/5/'], ['3/', '5/'], array([0, 1]),
+         ['1.png', '1.png'])
+    """
+    from tsneviz.exporters.splits import annotation_path
+
+    parts = [path.rpartition('/') for path in paths]
+    heads = [head + sep for head, sep, _ in parts]
+    names = [name for _, _, name in parts]
+    # dict keeps first-seen order: ids from a C-level lookup, no row loop
+    folders = list(dict.fromkeys(heads))
+    lookup = {folder: i for i, folder in enumerate(folders)}
+    ids = np.fromiter(map(lookup.__getitem__, heads), np.int32,
+                      len(heads))
+    # relpath of '<folder>x' is relpath of '<folder><name>' with 'x'
+    # replaced, except for the names relpath would normalise away
+    ann_folders = [annotation_path(folder + 'x', data_prefix)[:-1]
+                   for folder in folders]
+    odd = [i for i, name in enumerate(names) if name in ('', '.', '..')]
+    for i in odd:
+        # a folder of its own, holding the whole path, and no file name
+        ids[i] = len(folders)
+        folders.append(paths[i])
+        ann_folders.append(annotation_path(paths[i], data_prefix))
+        names[i] = ''
+    return folders, ann_folders, ids, names
+
+
+def _csv_cells(texts: Sequence[str]) -> List[str]:
+    """Each text as a cell of a row :func:`selection_rows` writes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    cells = []
+    for text in texts:
+        buffer.seek(0)
+        buffer.truncate()
+        # a second cell: the csv module quotes a lone empty cell
+        writer.writerow([text, ''])
+        cells.append(buffer.getvalue()[:-2])
+    return cells
+
+
 def write_samples(run: Run, data: dict, legend: dict) -> None:
     """``explorer/samples.js``: what the selection downloads need.
 
-    ``header`` and ``rows`` (:func:`selection_rows`) and ``ann``
-    (:func:`annotation_paths`, relative to the run's ``data_prefix``), one
-    per sample; the page joins those of the selected samples.
+    The page makes each selected sample's CSV row (:func:`selection_rows`)
+    from the plot's columns and these, and its annotation line from the
+    annotation folder and file name (:func:`split_paths`, relative to the
+    run's ``data_prefix``):
+
+    - ``header`` and ``columns``: the CSV's header and column names;
+    - ``gt_class`` and ``pred_class``: the cell of each class id;
+    - ``folders``, ``ann_folders``: each image folder once; ``quoted``:
+      whether a cell with a path in that folder is quoted, ``name_quoted``
+      the positions whose file name makes it quoted (the csv module
+      decides: a comma, quote or line break);
+    - ``folder``: int32 folder id per sample (base64), ``names``: file
+      name per sample.
     """
     from tsneviz.data.paths import resolve
+    from tsneviz.exporters.selection import CSV_COLUMNS
 
-    rows = selection_rows(run, data, legend)
     prefix = resolve(run.manifest.get('data_prefix'), run.manifest,
                      strict=False)
+    folders, ann_folders, ids, names = split_paths(run.image_paths, prefix)
+    gt_class = _csv_cells(legend['names'])
+    pred_class = _csv_cells(legend['pred_names'])
+    quoted = [cell != folder
+              for cell, folder in zip(_csv_cells(folders), folders)]
+    # a file name needs quotes only for these characters (what the csv
+    # module quotes); checked with the module on the few names that have
+    # one, so it stays the judge
+    special = re.compile('[,"\r\n]')
+    maybe = [i for i, name in enumerate(names) if special.search(name)]
+    name_quoted = [i for i, cell in zip(maybe, _csv_cells(
+        [names[i] for i in maybe])) if cell != names[i]]
     _write_js(osp.join(run.path, DATA_DIR, 'samples.js'),
               '__tsneviz_samples',
-              dict(header=rows[0], rows=rows[1:],
-                   ann=annotation_paths(run.image_paths, prefix)))
+              dict(header=','.join(CSV_COLUMNS), columns=list(CSV_COLUMNS),
+                   gt_class=gt_class, pred_class=pred_class,
+                   folders=folders, ann_folders=ann_folders, quoted=quoted,
+                   name_quoted=name_quoted, folder=_b64(ids), names=names))
 
 
 # ---- placed layers ----------------------------------------------------------

@@ -162,17 +162,21 @@ def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
                           line_color=None, fill_alpha=alpha)
     _add_placed(plot, placed, n)
     # the selection, and rings around the focused sample and its
-    # neighbours; none of them hit-tested
+    # neighbours; none of them hit-tested. On Bokeh's overlay layer: a
+    # change to them repaints that layer only, not the points under them
+    # (a repaint of a million points on the canvas takes seconds)
     chosen = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-chosen')
     plot.scatter('x', 'y', source=chosen, size=_point_size(n) + 2,
                  fill_alpha=0, line_color='#000000', line_width=1.2,
-                 line_alpha=0.8)
+                 line_alpha=0.8, level='overlay')
     focus = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-focus')
     near = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-near')
     plot.scatter('x', 'y', source=near, size=max(_point_size(n) + 8, 12),
-                 fill_alpha=0, line_color='#ff7f0e', line_width=2)
+                 fill_alpha=0, line_color='#ff7f0e', line_width=2,
+                 level='overlay')
     plot.scatter('x', 'y', source=focus, size=max(_point_size(n) + 12, 16),
-                 fill_alpha=0, line_color='#000000', line_width=3)
+                 fill_alpha=0, line_color='#000000', line_width=3,
+                 level='overlay')
     # The page's script does the work; these only forward Bokeh's events.
     plot.add_tools(
         HoverTool(name='tool-hover', renderers=[points], tooltips=None,

@@ -3,8 +3,9 @@
 // carries (tsneviz-config: URLs; tsneviz-data: sizes and legends;
 // tsneviz-plot-item: the Bokeh document) and the lazily loaded data files
 // written by tsneviz.explorer.data. What the downloads hold (CSV columns,
-// annotation paths) is decided in Python; this script only joins the rows
-// of the selected samples.
+// cells, annotation folders) is decided in Python; this script only joins
+// the pieces of the selected samples (tsneviz.explorer.data.selection_rows
+// is the reference its rows are tested against).
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -70,7 +71,17 @@
     }
     return nnCache;
   };
-  T.samples = () => loadScript(config.samples_script, '__tsneviz_samples');
+  let samplesCache = null;
+  T.samples = async function () {
+    if (!samplesCache) {
+      const raw = await loadScript(config.samples_script,
+                                   '__tsneviz_samples');
+      samplesCache = Object.assign({}, raw, {
+        folder: decode(raw.folder, Int32Array),
+        nameQuoted: new Set(raw.name_quoted)});
+    }
+    return samplesCache;
+  };
 
   // ---- formatting -------------------------------------------------------
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({'&': '&amp;',
@@ -206,6 +217,24 @@
     }
     return best;
   }
+  // canvas coordinates of every point, computed by the scales in one pass
+  // each (a million points: milliseconds, against a call per point)
+  function screenPoints() {
+    const f = T.plotView.frame, d = T.source.data;
+    return {sx: f.x_scale.v_compute(d.x), sy: f.y_scale.v_compute(d.y)};
+  }
+  function nearestVisible(sx0, sy0) {
+    const {sx, sy} = screenPoints(), idx = T.filter.indices;
+    const count = idx == null ? meta.n : idx.length;
+    let best = -1, bestD = Infinity;
+    for (let j = 0; j < count; j++) {
+      const i = idx == null ? j : idx[j];
+      const dx = sx[i] - sx0, dy = sy[i] - sy0;
+      const dd = dx * dx + dy * dy;
+      if (dd < bestD) { bestD = dd; best = i; }
+    }
+    return best;
+  }
 
   // ---- hover --------------------------------------------------------------
   const hover = $('tsneviz-hover');
@@ -230,7 +259,7 @@
   // ---- focus and neighbours ----------------------------------------------
   T.onTap = function (cb) {
     const g = cb.geometries;
-    const pos = nearest(T.visible(), g.sx, g.sy);
+    const pos = nearestVisible(g.sx, g.sy);
     if (pos >= 0) T.focus(pos);
   };
   T.focus = async function (pos) {
@@ -272,55 +301,80 @@
   // ---- selection ----------------------------------------------------------
   // Points inside the lasso polygon / box, in screen space as Bokeh's own
   // hit test does; hidden points (legend, filter) are not selectable.
-  function inPolygon(px, py, xs, ys) {
-    let inside = false;
-    for (let i = 0, j = xs.length - 1; i < xs.length; j = i++) {
-      if ((ys[i] > py) !== (ys[j] > py) &&
-          px < (xs[j] - xs[i]) * (py - ys[i]) / (ys[j] - ys[i]) + xs[i]) {
-        inside = !inside;
-      }
+  // The polygon's edges are binned into horizontal bands: a point's
+  // crossing count (even-odd rule) only changes at edges that span its y,
+  // so each point tests the few edges of its band instead of all.
+  function polygonTest(px, py) {
+    const m = px.length;
+    let y0 = Infinity, y1 = -Infinity;
+    for (let k = 0; k < m; k++) {
+      y0 = Math.min(y0, py[k]); y1 = Math.max(y1, py[k]);
     }
-    return inside;
+    const nBands = Math.max(1, Math.min(512, m * 4));
+    const height = (y1 - y0) / nBands || 1;
+    const bands = Array.from({length: nBands}, () => []);
+    for (let i = 0, j = m - 1; i < m; j = i++) {
+      const lo = Math.min(py[i], py[j]), hi = Math.max(py[i], py[j]);
+      const b0 = Math.max(0, Math.floor((lo - y0) / height));
+      const b1 = Math.min(nBands - 1, Math.floor((hi - y0) / height));
+      for (let b = b0; b <= b1; b++) bands[b].push(i, j);
+    }
+    return function (x, y) {
+      const b = Math.min(nBands - 1, Math.floor((y - y0) / height));
+      const edges = bands[b];
+      let inside = false;
+      for (let e = 0; e < edges.length; e += 2) {
+        const i = edges[e], j = edges[e + 1];
+        if ((py[i] > y) !== (py[j] > y) &&
+            x < (px[j] - px[i]) * (y - py[i]) / (py[j] - py[i]) + px[i]) {
+          inside = !inside;
+        }
+      }
+      return inside;
+    };
   }
   T.onGeometry = function (ev) {
     if (!ev.final) return;
-    const g = ev.geometry, d = T.source.data, f = T.plotView.frame;
-    const xs = f.x_scale, ys = f.y_scale;
+    const g = ev.geometry;
     const idx = T.filter.indices;
     const count = idx == null ? meta.n : idx.length;
-    const out = [];
+    let x0, x1, y0, y1, inside = null;
     if (g.type === 'rect') {
-      const x0 = Math.min(g.sx0, g.sx1), x1 = Math.max(g.sx0, g.sx1);
-      const y0 = Math.min(g.sy0, g.sy1), y1 = Math.max(g.sy0, g.sy1);
-      for (let j = 0; j < count; j++) {
-        const i = idx == null ? j : idx[j];
-        const sx = xs.compute(d.x[i]), sy = ys.compute(d.y[i]);
-        if (sx >= x0 && sx <= x1 && sy >= y0 && sy <= y1) out.push(i);
-      }
+      x0 = Math.min(g.sx0, g.sx1); x1 = Math.max(g.sx0, g.sx1);
+      y0 = Math.min(g.sy0, g.sy1); y1 = Math.max(g.sy0, g.sy1);
     } else if (g.type === 'poly') {
-      const px = Array.from(g.sx), py = Array.from(g.sy);
-      let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+      const px = Float64Array.from(g.sx), py = Float64Array.from(g.sy);
+      x0 = Infinity; x1 = -Infinity; y0 = Infinity; y1 = -Infinity;
       for (let k = 0; k < px.length; k++) {
         x0 = Math.min(x0, px[k]); x1 = Math.max(x1, px[k]);
         y0 = Math.min(y0, py[k]); y1 = Math.max(y1, py[k]);
       }
-      for (let j = 0; j < count; j++) {
-        const i = idx == null ? j : idx[j];
-        const sx = xs.compute(d.x[i]), sy = ys.compute(d.y[i]);
-        if (sx < x0 || sx > x1 || sy < y0 || sy > y1) continue;
-        if (inPolygon(sx, sy, px, py)) out.push(i);
-      }
+      inside = polygonTest(px, py);
     } else {
       return;
     }
-    T.onSelect(out);
+    const {sx, sy} = screenPoints();
+    const out = new Int32Array(count);
+    let found = 0;
+    for (let j = 0; j < count; j++) {
+      const i = idx == null ? j : idx[j];
+      const x = sx[i], y = sy[i];
+      if (x < x0 || x > x1 || y < y0 || y > y1) continue;
+      if (inside === null || inside(x, y)) out[found++] = i;
+    }
+    T.onSelect(out.subarray(0, found));
   };
   T.onSelect = function (indices) {
     const sel = Int32Array.from(indices).sort();
     T.state.selection = Array.from(sel);
     const d = T.source.data;
-    T.chosenSource.data = {x: Array.from(sel, (p) => d.x[p]),
-                           y: Array.from(sel, (p) => d.y[p])};
+    // the overlay is drawn on Bokeh's overlay layer (tsneviz.explorer.page):
+    // setting it repaints the marks, not the million points under them
+    const xs = new Float32Array(sel.length), ys = new Float32Array(sel.length);
+    for (let k = 0; k < sel.length; k++) {
+      xs[k] = d.x[sel[k]]; ys[k] = d.y[sel[k]];
+    }
+    T.chosenSource.data = {x: xs, y: ys};
     $('selection-count').textContent = String(sel.length);
     const shown = Array.from(sel.subarray(0, meta.selection_shown));
     let body = shown.map((p) => card(p, esc(className(
@@ -346,18 +400,52 @@
     a.click();
     setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
   }
-  // the selection as tsneviz.exporters.selection.read_indices reads it:
-  // header and rows come ready-made from samples.js
+  // One selection CSV row per position, joined from the plot's columns and
+  // samples.js (folders, file names, class-name cells), exactly as
+  // tsneviz.explorer.data.selection_rows writes it; made on download only.
+  function csvRows(s) {
+    const d = T.source.data;
+    const quote = (text) => '"' + text.replace(/"/g, '""') + '"';
+    const cells = {
+      index: (p) => String(d.index[p]),
+      position: (p) => String(p),
+      img_path: (p) => {
+        const f = s.folder[p], text = s.folders[f] + s.names[p];
+        return s.quoted[f] || s.nameQuoted.has(p) ? quote(text) : text;
+      },
+      gt_label: (p) => String(d.gt[p]),
+      gt_class: (p) => {
+        const g = d.gt[p];
+        return g < 0 ? '\u2013'
+          : g < s.gt_class.length ? s.gt_class[g] : String(g);
+      },
+      pred_label: (p) => d.pred[p] < 0 ? '' : String(d.pred[p]),
+      pred_class: (p) => {
+        const j = d.pred[p];
+        return j < 0 ? ''
+          : j < s.pred_class.length ? s.pred_class[j] : 'model:' + j;
+      },
+      score: (p) => num(d.score[p]),
+      loss: (p) => num(d.loss[p]),
+    };
+    const row = s.columns.map((c) => {
+      if (!cells[c]) throw new Error('no cell for the CSV column ' + c);
+      return cells[c];
+    });
+    return (p) => row.map((cell) => cell(p)).join(',');
+  }
+  // the selection as tsneviz.exporters.selection.read_indices reads it
   T.selectionCsv = async function () {
     const s = await T.samples();
-    return [s.header].concat(T.state.selection.map((p) => s.rows[p]))
-      .join('\n') + '\n';
+    const row = csvRows(s);
+    return [s.header].concat(T.state.selection.map(row)).join('\n') + '\n';
   };
   // "relative/path label" lines, as tsneviz.exporters.splits writes them;
-  // the paths come from samples.js, already relative to data_prefix
+  // the folders come from samples.js, already relative to data_prefix
   T.selectionAnnotation = async function (label) {
     const s = await T.samples();
-    return T.state.selection.map((p) => `${s.ann[p]} ${label}`)
+    return T.state.selection.map((p) =>
+      `${s.ann_folders[s.folder[p]]}${s.names[p]} ${label}`)
       .join('\n') + '\n';
   };
   function parseLabel(text) {

@@ -164,11 +164,17 @@ def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
     # the selection, and rings around the focused sample and its
     # neighbours; none of them hit-tested. On Bokeh's overlay layer: a
     # change to them repaints that layer only, not the points under them
-    # (a repaint of a million points on the canvas takes seconds)
-    chosen = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-chosen')
-    plot.scatter('x', 'y', source=chosen, size=_point_size(n) + 2,
-                 fill_alpha=0, line_color='#000000', line_width=1.2,
-                 line_alpha=0.8, level='overlay')
+    # (a repaint of a million points on the canvas takes seconds). The
+    # selection is one image over the frame that the page draws a ring
+    # per point into: a marker per point would cost seconds to draw for
+    # half a million points, at every repaint of the layer (each move of
+    # the next lasso). The 1x1 blank image gives the script its type.
+    chosen = ColumnDataSource(data=dict(
+        image=[np.zeros((1, 1), np.uint32)], x=[0.0], y=[0.0], dw=[0.0],
+        dh=[0.0]), name='tsneviz-chosen')
+    plot.image_rgba(image='image', x='x', y='y', dw='dw', dh='dh',
+                    source=chosen, origin='top_left', anchor='top_left',
+                    level='overlay')
     focus = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-focus')
     near = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-near')
     plot.scatter('x', 'y', source=near, size=max(_point_size(n) + 8, 12),
@@ -177,6 +183,9 @@ def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
     plot.scatter('x', 'y', source=focus, size=max(_point_size(n) + 12, 16),
                  fill_alpha=0, line_color='#000000', line_width=3,
                  level='overlay')
+    # the overlays follow the view, they do not widen it
+    plot.x_range.renderers = [points]
+    plot.y_range.renderers = [points]
     # The page's script does the work; these only forward Bokeh's events.
     plot.add_tools(
         HoverTool(name='tool-hover', renderers=[points], tooltips=None,

@@ -364,17 +364,61 @@
     }
     T.onSelect(out.subarray(0, found));
   };
-  T.onSelect = function (indices) {
-    const sel = Int32Array.from(indices).sort();
-    T.state.selection = Array.from(sel);
-    const d = T.source.data;
-    // the overlay is drawn on Bokeh's overlay layer (tsneviz.explorer.page):
-    // setting it repaints the marks, not the million points under them
-    const xs = new Float32Array(sel.length), ys = new Float32Array(sel.length);
+  // The selection's rings: pixels of one image over the plot's frame, on
+  // Bokeh's overlay layer (tsneviz.explorer.page), redrawn when the view
+  // moves; milliseconds for half a million points.
+  const INK = 0xcc000000;  // black at alpha 0.8, RGBA bytes little-endian
+  let ring = null, blank = null, chosenPending = false;
+  function ringOffsets() {
+    const spec = T.points.glyph.size;
+    const size = typeof spec === 'number' ? spec : spec.value;
+    const r = (size + 2) / 2, out = [];
+    for (let dy = -Math.ceil(r) - 1; dy <= Math.ceil(r) + 1; dy++) {
+      for (let dx = -Math.ceil(r) - 1; dx <= Math.ceil(r) + 1; dx++) {
+        if (Math.abs(Math.hypot(dx, dy) - r) <= 0.6) out.push(dx, dy);
+      }
+    }
+    return out;
+  }
+  function drawChosen() {
+    const sel = T.chosen, src = T.chosenSource;
+    if (blank == null) blank = src.data;
+    if (!sel || !sel.length) {
+      if (src.data !== blank) src.data = blank;
+      return;
+    }
+    if (ring == null) ring = ringOffsets();
+    const f = T.plotView.frame, b = f.bbox, d = T.source.data;
+    const w = Math.max(1, Math.round(b.width));
+    const h = Math.max(1, Math.round(b.height));
+    const xs = new Float64Array(sel.length), ys = new Float64Array(sel.length);
     for (let k = 0; k < sel.length; k++) {
       xs[k] = d.x[sel[k]]; ys[k] = d.y[sel[k]];
     }
-    T.chosenSource.data = {x: xs, y: ys};
+    const sx = f.x_scale.v_compute(xs), sy = f.y_scale.v_compute(ys);
+    const pixels = new Uint32Array(w * h);
+    for (let k = 0; k < sel.length; k++) {
+      const cx = Math.round(sx[k] - b.left), cy = Math.round(sy[k] - b.top);
+      for (let o = 0; o < ring.length; o += 2) {
+        const x = cx + ring[o], y = cy + ring[o + 1];
+        if (x >= 0 && x < w && y >= 0 && y < h) pixels[y * w + x] = INK;
+      }
+    }
+    const Image = blank.image[0].constructor;  // Bokeh's Uint32NDArray
+    const xr = T.plot.x_range, yr = T.plot.y_range;
+    src.data = {image: [new Image(pixels, [h, w])], x: [xr.start],
+                y: [yr.end], dw: [xr.end - xr.start], dh: [yr.end - yr.start]};
+  }
+  T.redrawChosen = function () {
+    if (chosenPending) return;
+    chosenPending = true;
+    requestAnimationFrame(() => { chosenPending = false; drawChosen(); });
+  };
+  T.onSelect = function (indices) {
+    const sel = Int32Array.from(indices).sort();
+    T.state.selection = Array.from(sel);
+    T.chosen = sel;
+    drawChosen();
     $('selection-count').textContent = String(sel.length);
     const shown = Array.from(sel.subarray(0, meta.selection_shown));
     let body = shown.map((p) => card(p, esc(className(
@@ -618,6 +662,9 @@
     if (reliability) T.mappers.reliability = reliability;
     T.webgl = pv.canvas_view.webgl != null;
     T.setupPlaced(byName);
+    for (const range of [T.plot.x_range, T.plot.y_range]) {
+      range.change.connect(T.redrawChosen);
+    }
     drawLegend();
     $('visible-count').textContent = `${meta.n} of ${meta.n} shown`;
     $('visible-count').dataset.count = String(meta.n);

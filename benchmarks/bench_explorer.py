@@ -217,15 +217,18 @@ def main(argv=None):
             start = time.perf_counter()
             page = write_explorer(run_dir)
             write_s = time.perf_counter() - start
-            lazy = sum(osp.getsize(osp.join(run_dir, 'explorer', f))
-                       for f in ('neighbors.js', 'samples.js'))
+            lazy = {f: osp.getsize(osp.join(run_dir, 'explorer', f))
+                    for f in ('neighbors.js', 'samples.js')}
             text = open(page, encoding='utf-8').read()
             for backend in args.backends:
                 variant = osp.join(run_dir, f'index_{backend}.html')
                 with open(variant, 'w', encoding='utf-8') as f:
                     f.write(with_config(text, backend=backend))
                 row = dict(n=n, backend=backend, write_s=round(write_s, 2),
-                           page_bytes=osp.getsize(page), lazy_bytes=lazy,
+                           page_bytes=osp.getsize(page),
+                           lazy_bytes=sum(lazy.values()),
+                           neighbors_bytes=lazy['neighbors.js'],
+                           samples_bytes=lazy['samples.js'],
                            load=round(os.getloadavg()[0], 1))
                 row.update(measure(browser, variant, n, args.repeats))
                 results.append(row)

@@ -20,8 +20,9 @@ stays small and the folder can be moved or served as it is):
   few sprite sheets with an index (:mod:`tsneviz.rundir.thumbs`), which
   the page loads on first use;
 - ``explorer/neighbors.js`` and ``explorer/samples.js``: neighbours, and
-  each sample's selection CSV row and annotation path, loaded by the page
-  on first use rather than at open (a ``<script>`` tag, which unlike
+  what the downloads need beyond the plot's columns (each image folder
+  once, each sample's folder id and file name), loaded by the page on
+  first use rather than at open (a ``<script>`` tag, which unlike
   ``fetch`` works from ``file://``).
 
 The page reads its URLs from a JSON block,

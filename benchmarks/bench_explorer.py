@@ -12,7 +12,8 @@ browser arguments of the tests). It reports:
 * ``write``: seconds of ``write_explorer`` (thumbnails, data files, page);
 * ``page``: bytes of ``index.html``; ``lazy``: bytes of
   ``explorer/neighbors.js`` + ``explorer/samples.js``, loaded on the first
-  click and the first download, not at open;
+  click and the first download, not at open (each apart in ``--json``:
+  ``neighbors_bytes``, ``samples_bytes``);
 * ``first render``: milliseconds from navigation start to the first frame
   painted after Bokeh built the plot (``window.tsneviz.readyAt``), median
   of ``--repeats`` fresh loads;
@@ -28,6 +29,11 @@ browser arguments of the tests). It reports:
 Usage (as run for benchmarks/README.md)::
 
     flock /tmp/tsneviz-bench.lock python benchmarks/bench_explorer.py
+
+At a million points (benchmarks/README.md, "A million points")::
+
+    python benchmarks/bench_explorer.py --sizes 100000 1000000 \
+        --backends auto
 
 Smoke version::
 

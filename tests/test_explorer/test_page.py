@@ -665,4 +665,5 @@ def test_split_paths_join_back(prefix):
     assert [folders[f] + name for f, name in zip(ids, names)] == paths
     assert [ann_folders[f] + name for f, name in zip(ids, names)] == \
         [annotation_path(p, prefix) for p in paths]
-    assert len(set(folders)) == len(folders)
+    # each entry once
+    assert len(set(zip(folders, ann_folders))) == len(folders)

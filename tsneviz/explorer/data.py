@@ -368,9 +368,10 @@ def split_paths(paths: Sequence[str], data_prefix: Optional[str]):
         folder ids and the list of file names.
 
     Examples:
-        >>> split_paths(['/d/val/3/1.png', '/d/val/5/1.png'], '/d/val')
-        (['/d/val/3/', '/d/val/5/'], ['3/', '5/'], array([0, 1]),
-         ['1.png', '1.png'])
+        >>> folders, ann_folders, ids, names = split_paths(
+        ...     ['/d/val/3/1.png', '/d/val/5/1.png'], '/d/val')
+        >>> folders, ann_folders, ids.tolist(), names
+        (['/d/val/3/', '/d/val/5/'], ['3/', '5/'], [0, 1], ['1.png', '1.png'])
     """
     from tsneviz.exporters.splits import annotation_path
 
@@ -387,11 +388,15 @@ def split_paths(paths: Sequence[str], data_prefix: Optional[str]):
     ann_folders = [annotation_path(folder + 'x', data_prefix)[:-1]
                    for folder in folders]
     odd = [i for i, name in enumerate(names) if name in ('', '.', '..')]
+    entries = {pair: i for i, pair in enumerate(zip(folders, ann_folders))}
     for i in odd:
-        # a folder of its own, holding the whole path, and no file name
-        ids[i] = len(folders)
-        folders.append(paths[i])
-        ann_folders.append(annotation_path(paths[i], data_prefix))
+        # an entry holding the whole path (both spellings), no file name
+        pair = (paths[i], annotation_path(paths[i], data_prefix))
+        if pair not in entries:
+            entries[pair] = len(folders)
+            folders.append(pair[0])
+            ann_folders.append(pair[1])
+        ids[i] = entries[pair]
         names[i] = ''
     return folders, ann_folders, ids, names
 

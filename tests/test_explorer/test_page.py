@@ -667,3 +667,53 @@ def test_split_paths_join_back(prefix):
         [annotation_path(p, prefix) for p in paths]
     # each entry once
     assert len(set(zip(folders, ann_folders))) == len(folders)
+
+
+def test_concave_lasso_selects_what_is_inside(browser, demo_run):
+    """A real lasso drag around a star (concave, edges crossing the same
+    rows many times) selects exactly the shown points inside it, also
+    after the legend hid a class."""
+    from tsneviz.rundir import Run
+
+    run_dir, page_path = demo_run
+    run = Run(run_dir)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(pathlib.Path(page_path).as_uri())
+    _wait_ready(page)
+    frame = page.evaluate('tsneviz.frameRect()')
+    cx = frame['left'] + frame['width'] * 0.5
+    cy = frame['top'] + frame['height'] * 0.5
+    big = 0.48 * min(frame['width'], frame['height'])
+    angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
+    radii = np.where(np.arange(14) % 2, 0.25 * big, big)
+    corners = np.stack([cx + radii * np.cos(angles),
+                        cy + radii * np.sin(angles)], 1)
+    path = np.concatenate([np.linspace(corners[i], corners[(i + 1) % 14], 6,
+                                       endpoint=False) for i in range(14)])
+    for hidden in (None, 0):
+        if hidden is not None:
+            # the view fits the shown points: they may move on screen
+            page.locator('#tsneviz-legend .legend-item'
+                         f'[data-value="{hidden}"]').click()
+        page.wait_for_timeout(300)
+        screen = np.array(page.evaluate(
+            f'Array.from({{length: {len(run)}}}, '
+            '(_, i) => tsneviz.toScreen(i)).map(p => [p.x, p.y])'))
+        inside, near_edge = _inside(screen, path)
+        sure = ~near_edge
+        page.evaluate('tsneviz.lastSelect = null')
+        page.mouse.move(*path[0])
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(x, y)
+        page.mouse.move(*path[0])
+        page.mouse.up()
+        page.wait_for_function('tsneviz.lastSelect != null')
+        selected = set(page.evaluate('tsneviz.state.selection'))
+        visible = run.labels != hidden
+        expected = set(np.flatnonzero(inside & sure & visible).tolist())
+        assert expected and len(expected) < visible.sum()
+        assert selected & set(np.flatnonzero(sure).tolist()) == expected
+        assert selected <= set(np.flatnonzero(visible).tolist())
+    context.close()

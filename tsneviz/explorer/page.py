@@ -172,9 +172,9 @@ def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
     chosen = ColumnDataSource(data=dict(
         image=[np.zeros((1, 1), np.uint32)], x=[0.0], y=[0.0], dw=[0.0],
         dh=[0.0]), name='tsneviz-chosen')
-    plot.image_rgba(image='image', x='x', y='y', dw='dw', dh='dh',
-                    source=chosen, origin='top_left', anchor='top_left',
-                    level='overlay')
+    marks = plot.image_rgba(image='image', x='x', y='y', dw='dw', dh='dh',
+                            source=chosen, origin='top_left',
+                            anchor='top_left', level='overlay')
     focus = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-focus')
     near = ColumnDataSource(data=dict(x=[], y=[]), name='tsneviz-near')
     plot.scatter('x', 'y', source=near, size=max(_point_size(n) + 8, 12),
@@ -183,9 +183,11 @@ def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
     plot.scatter('x', 'y', source=focus, size=max(_point_size(n) + 12, 16),
                  fill_alpha=0, line_color='#000000', line_width=3,
                  level='overlay')
-    # the overlays follow the view, they do not widen it
-    plot.x_range.renderers = [points]
-    plot.y_range.renderers = [points]
+    # the selection's image spans the view: fitting the view to it would
+    # widen the view at every redraw
+    fitted = [r for r in plot.renderers if r is not marks]
+    plot.x_range.renderers = fitted
+    plot.y_range.renderers = list(fitted)
     # The page's script does the work; these only forward Bokeh's events.
     plot.add_tools(
         HoverTool(name='tool-hover', renderers=[points], tooltips=None,

@@ -197,3 +197,38 @@ def test_cli_splits_and_fails_in_one_line(dup_run, tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
     assert bad.stderr.startswith('error: val ratio must be in (0, 1)')
     assert 'Traceback' not in bad.stderr
+
+
+@pytest.mark.parametrize('threshold', ['auto', 1e-3])
+def test_graph_candidates_find_what_the_full_search_finds(threshold):
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    from tsneviz.exporters.splits import find_duplicates
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(600, 32)).astype(np.float32)
+    # copies (scaled, so equal in cosine; one with a little noise) and a
+    # group of four, larger than the 2 candidates each row gets below
+    feats[10] = 3 * feats[5]
+    feats[20] = feats[7] + rng.normal(scale=1e-3, size=32)
+    feats[[31, 32, 33]] = feats[30]
+    full = find_duplicates(feats, threshold)
+    graph = NearestNeighbors(n_neighbors=3, metric='cosine').fit(feats)
+    candidates = graph.kneighbors(feats, return_distance=False)
+    via_graph = find_duplicates(feats, threshold, candidates=candidates)
+    assert len(full[0]) == 8  # 1 + 1 + the 6 pairs of the four
+    assert np.array_equal(full[0], via_graph[0])
+    assert np.allclose(full[1], via_graph[1], atol=1e-5)
+    assert full[2] == pytest.approx(via_graph[2], rel=1e-4)
+
+
+def test_splits_use_the_runs_graph(dup_run, monkeypatch):
+    from tsneviz.exporters import splits
+    assert Run(dup_run[0]).neighbors() is not None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('searched all pairs despite the run\'s graph')
+
+    monkeypatch.setattr(splits, '_pairs_exhaustive', refuse)
+    assert make_splits(dup_run[0], 0.3, by='class')['n_duplicate_pairs'] \
+        == 20

@@ -45,45 +45,69 @@ DUP_AUTO_FRACTION = 0.1
 _CHUNK = 2048
 
 
-def _auto_threshold(features: np.ndarray) -> float:
-    from tsneviz.metrics import nearest_neighbors
-
-    _, nearest = nearest_neighbors(features, 1, 'cosine')  # never itself
-    return float(DUP_AUTO_FRACTION * np.median(nearest[:, 0]))
+def _auto_threshold(nearest: np.ndarray) -> float:
+    """:data:`DUP_AUTO_FRACTION` of the median nearest-other distance."""
+    return float(DUP_AUTO_FRACTION * np.median(nearest))
 
 
-def find_duplicates(features: np.ndarray,
-                    threshold: Union[float, str] = 'auto',
-                    show_progress: bool = False
-                    ) -> Tuple[np.ndarray, np.ndarray, float]:
-    """Pairs of rows whose cosine distance is at most ``threshold``.
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return rows / np.maximum(norms, np.finfo(np.float32).tiny)
 
-    Args:
-        features (np.ndarray): (N, C) features.
-        threshold (float | str): Cosine distance (1 - cosine similarity),
-            or ``'auto'``: :data:`DUP_AUTO_FRACTION` times the median
-            nearest-neighbour distance. Defaults to ``'auto'``.
-        show_progress (bool): Draw a progress bar. Defaults to False.
 
-    Returns:
-        tuple: ``pairs`` (P, 2) int row positions with ``a < b``,
-        ``distances`` (P,) and the threshold used.
-
-    Examples:
-        >>> pairs, dist, used = find_duplicates(feats, 1e-4)
-    """
-    from sklearn.neighbors import NearestNeighbors
-
+def _candidate_distances(features: np.ndarray, candidates: np.ndarray,
+                         show_progress: bool) -> np.ndarray:
+    """Cosine distance from each row to each of its candidate rows."""
     from tsneviz.progress import progress_bar
 
-    if isinstance(threshold, str):
-        if threshold != 'auto':
-            raise UserError(f"dup threshold must be a number or 'auto', got "
-                            f'{threshold!r}')
-        threshold = _auto_threshold(features)
-    threshold = float(threshold)
-    if not threshold >= 0:
-        raise UserError(f'dup threshold must be >= 0, got {threshold}')
+    n, k = candidates.shape
+    out = np.empty((n, k), dtype=np.float32)
+    # a chunk of rows and their k candidates: rows x k x C floats
+    chunk = max(1, (64 << 20) // max(1, 4 * k * features.shape[1]))
+    with progress_bar('Near-duplicates', n, show_progress) as bar:
+        for start in range(0, n, chunk):
+            rows = slice(start, min(start + chunk, n))
+            own = _unit(features[rows])
+            other = _unit(features[candidates[rows].ravel()]).reshape(
+                len(own), k, -1)
+            out[rows] = 1 - np.einsum('ic,ikc->ik', own, other)
+            bar(advance=len(own))
+    return np.maximum(out, 0)
+
+
+def _pairs_from_candidates(features, candidates, threshold, show_progress):
+    """Pairs within ``threshold`` among each row's candidate neighbours.
+
+    A run's shared neighbour graph holds each sample's nearest samples, and
+    a near-duplicate is by definition among them, so checking those
+    candidates (N x k exact cosine distances on the features) finds the
+    same pairs as a search of all N x N at scale. Groups larger than k + 1
+    are still joined, through the pairs inside them.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    distances = _candidate_distances(features, candidates, show_progress)
+    own = np.arange(len(candidates))[:, None]
+    distances[candidates == own] = np.inf  # never the row itself
+    if threshold is None:
+        threshold = _auto_threshold(distances.min(axis=1))
+    hit_rows, hit_cols = np.nonzero(distances <= threshold)
+    a, b = hit_rows, candidates[hit_rows, hit_cols]
+    pairs = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+    pairs, first = np.unique(pairs, axis=0, return_index=True)
+    return pairs, distances[hit_rows, hit_cols][first], threshold
+
+
+def _pairs_exhaustive(features, threshold, show_progress):
+    """Pairs within ``threshold`` by a radius search of all rows."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from tsneviz.metrics import nearest_neighbors
+    from tsneviz.progress import progress_bar
+
+    if threshold is None:
+        _, nearest = nearest_neighbors(features, 1, 'cosine')  # not itself
+        threshold = _auto_threshold(nearest[:, 0])
     nn = NearestNeighbors(metric='cosine', algorithm='brute').fit(features)
     n = len(features)
     found_a, found_b, found_d = [], [], []
@@ -101,6 +125,48 @@ def find_duplicates(features: np.ndarray,
     pairs = np.stack([np.concatenate(found_a), np.concatenate(found_b)],
                      axis=1).astype(np.int64) if n else np.zeros((0, 2), int)
     distances = np.maximum(np.concatenate(found_d), 0) if n else np.zeros(0)
+    return pairs, distances, threshold
+
+
+def find_duplicates(features: np.ndarray,
+                    threshold: Union[float, str] = 'auto',
+                    show_progress: bool = False,
+                    candidates: Optional[np.ndarray] = None
+                    ) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Pairs of rows whose cosine distance is at most ``threshold``.
+
+    Args:
+        features (np.ndarray): (N, C) features.
+        threshold (float | str): Cosine distance (1 - cosine similarity),
+            or ``'auto'``: :data:`DUP_AUTO_FRACTION` times the median
+            nearest-neighbour distance. Defaults to ``'auto'``.
+        show_progress (bool): Draw a progress bar. Defaults to False.
+        candidates (np.ndarray, optional): (N, k) nearest rows of each row,
+            e.g. the run's shared neighbour graph: only these pairs are
+            checked (linear in N). None searches all pairs (quadratic).
+
+    Returns:
+        tuple: ``pairs`` (P, 2) int row positions with ``a < b``,
+        ``distances`` (P,) and the threshold used.
+
+    Examples:
+        >>> pairs, dist, used = find_duplicates(feats, 1e-4)
+    """
+    if isinstance(threshold, str):
+        if threshold != 'auto':
+            raise UserError(f"dup threshold must be a number or 'auto', got "
+                            f'{threshold!r}')
+        threshold = None
+    else:
+        threshold = float(threshold)
+        if not threshold >= 0:
+            raise UserError(f'dup threshold must be >= 0, got {threshold}')
+    if candidates is not None and len(features):
+        pairs, distances, threshold = _pairs_from_candidates(
+            features, candidates, threshold, show_progress)
+    else:
+        pairs, distances, threshold = _pairs_exhaustive(
+            features, threshold, show_progress)
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
     return pairs[order], distances[order], threshold
 
@@ -298,8 +364,12 @@ def make_splits(run_dir: str, val_ratio: float, by: str = 'cluster',
     n = len(features)
     rng = np.random.default_rng(seed)
 
-    pairs, pair_dist, threshold = find_duplicates(features, dup_threshold,
-                                                  show_progress)
+    # the run's neighbour graph, where it has one, holds every sample's
+    # nearest samples: the candidates of near-duplicates
+    graph = run.neighbors(key)
+    pairs, pair_dist, threshold = find_duplicates(
+        features, dup_threshold, show_progress,
+        candidates=None if graph is None else graph['indices'])
     group = _groups(n, pairs)
     members: Dict[int, list] = {}
     for position, g in enumerate(group):

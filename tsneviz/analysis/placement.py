@@ -272,29 +272,14 @@ def _labels_by_path(pairs, images, folders, source, names, size):
 
 
 def _load_rows(features, width: int, key: str) -> np.ndarray:
-    name = features if isinstance(features, str) else 'the features'
-    if isinstance(features, str):
-        if not osp.isfile(features):
-            raise UserError(f'features not found: {features}; pass an '
-                            '(M, C) .npy file')
-        try:
-            features = np.load(features, allow_pickle=False)
-        except ValueError as err:
-            raise UserError(f'cannot read {name} as a .npy array: {err}'
-                            ) from None
-    features = np.asarray(features)
-    if features.ndim == 1:
-        features = features[None]
-    if features.ndim != 2 or not len(features):
-        raise UserError(f'{name} must be an (M, C) matrix, got shape '
-                        f'{features.shape}')
+    from tsneviz.data.matrix import load_features
+
+    features = load_features(features, min_rows=1)
     if features.shape[1] != width:
-        raise UserError(f'{name} has {features.shape[1]} columns but the '
-                        f"run's {key} has {width}; pass features made the "
-                        'way the run made its own')
-    if not np.isfinite(features).all():
-        raise UserError(f'{name} has NaN or Inf values; remove or fix them')
-    return features.astype(np.float32)
+        raise UserError(f'the features have {features.shape[1]} columns but '
+                        f"the run's {key} has {width}; pass features made "
+                        'the way the run made its own')
+    return features
 
 
 # ---- the layout ---------------------------------------------------------

@@ -11,8 +11,20 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                     '.tiff', '.webp')
 
 
-def load_features(features: Union[str, np.ndarray]) -> np.ndarray:
-    """An (N, C) float32 matrix from an array or a ``.npy`` file."""
+def load_features(features: Union[str, np.ndarray],
+                  min_rows: int = 2) -> np.ndarray:
+    """An (N, C) float32 matrix from an array or a ``.npy`` file.
+
+    Args:
+        features (str | np.ndarray): The matrix, or a ``.npy`` file of it;
+            with ``min_rows=1`` a single (C,) row is taken as (1, C).
+        min_rows (int): Fewest rows accepted: 2 for a map of its own, 1
+            for rows placed on another map. Defaults to 2.
+
+    Raises:
+        UserError: A missing or unreadable file, another shape, too few
+            rows, or NaN / Inf values.
+    """
     name = features if isinstance(features, str) else 'the features'
     if isinstance(features, str):
         if not osp.isfile(features):
@@ -22,11 +34,13 @@ def load_features(features: Union[str, np.ndarray]) -> np.ndarray:
             features = np.load(features, allow_pickle=False)
         except ValueError as err:
             raise UserError(f'cannot read {name} as a .npy array: {err}'
-                            ) from err
+                            ) from None
     features = np.asarray(features)
-    if features.ndim != 2 or len(features) < 2:
-        raise UserError(f'{name} must be an (N, C) matrix with N >= 2, got '
-                        f'shape {features.shape}')
+    if features.ndim == 1 and min_rows <= 1:
+        features = features[None]
+    if features.ndim != 2 or len(features) < min_rows:
+        raise UserError(f'{name} must be an (N, C) matrix with N >= '
+                        f'{min_rows}, got shape {features.shape}')
     bad = ~np.isfinite(features).all(axis=1)
     if bad.any():
         raise UserError(f'{name} has NaN or Inf values in {int(bad.sum())} '

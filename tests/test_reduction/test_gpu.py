@@ -305,3 +305,23 @@ def test_a_dense_fit_too_big_for_memory_is_refused_in_one_line(
     monkeypatch.setattr(gpu, 'DENSE_MEMORY_SHARE', 1e-12)
     with pytest.raises(UserError, match='50 x 50 matrices'):
         build_tsne('torchdr', **FAST).fit_transform(digits[0][:50])
+
+
+def test_a_one_call_library_fit_keeps_its_results(digits):
+    # cuML and tsne-cuda fit in one call and expose kl_divergence_, as
+    # scikit-learn's TSNE does: the shared wrapper runs it like theirs
+    from sklearn.manifold import TSNE as SklearnLibraryTSNE
+
+    from types import SimpleNamespace
+
+    from tsneviz.reduction.gpu import _fit_library
+    reducer = SimpleNamespace()  # where the backend keeps its results
+    calls = []
+    coords = _fit_library(
+        reducer, SklearnLibraryTSNE(perplexity=10, max_iter=250,
+                                    random_state=0),
+        digits[0][:200], 250, lambda *args: calls.append(args))
+    assert coords.shape == (200, 2) and coords.dtype == np.float32
+    assert reducer.kl_divergence_ > 0 and reducer.n_iter_ == 250
+    assert calls[0][:2] == (0, 250) and calls[-1] == (250, 250,
+                                                      reducer.kl_divergence_)

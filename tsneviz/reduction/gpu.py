@@ -333,6 +333,23 @@ def _known_kwargs(cls, kwargs: dict, backend: str) -> dict:
     return {k: v for k, v in kwargs.items() if k in names}
 
 
+def _fit_library(reducer: BaseTSNE, tsne, X, total: int, progress):
+    """Run a GPU library's fitted-in-one-call t-SNE and keep its results.
+
+    cuML and tsne-cuda report no progress while they run: the bar shows
+    the start and the end.
+    """
+    if progress is not None:
+        progress(0, total, None)
+    reducer.embedding_ = np.asarray(tsne.fit_transform(X), np.float32)
+    kl = getattr(tsne, 'kl_divergence_', None)
+    reducer.kl_divergence_ = None if kl is None else float(kl)
+    reducer.n_iter_ = total
+    if progress is not None:
+        progress(total, total, reducer.kl_divergence_)
+    return reducer.embedding_
+
+
 @TSNE_BACKENDS.register_module(name='cuml')
 class CumlTSNE(GPUTSNE):
     """FFT t-SNE of RAPIDS cuML on an NVIDIA GPU (``pip install cuml-cu12``).
@@ -372,16 +389,7 @@ class CumlTSNE(GPUTSNE):
             'exaggeration_iter': EARLY_EXAGGERATION_ITER,
             'init': p['init'], 'metric': 'euclidean', 'method': 'fft',
             'random_state': p['seed'], 'output_type': 'numpy'}, 'cuml')
-        if progress is not None:
-            progress(0, total, None)
-        tsne = TSNE(**kwargs)
-        self.embedding_ = np.asarray(tsne.fit_transform(X), np.float32)
-        kl = getattr(tsne, 'kl_divergence_', None)
-        self.kl_divergence_ = None if kl is None else float(kl)
-        self.n_iter_ = total
-        if progress is not None:
-            progress(total, total, self.kl_divergence_)
-        return self.embedding_
+        return _fit_library(self, TSNE(**kwargs), X, total, progress)
 
 
 @TSNE_BACKENDS.register_module(name='tsnecuda')
@@ -420,16 +428,7 @@ class TsnecudaTSNE(GPUTSNE):
             'force_magnify_iters': EARLY_EXAGGERATION_ITER,
             'init': 'random', 'metric': 'euclidean',
             'random_seed': p['seed'], 'verbose': 0}, 'tsnecuda')
-        if progress is not None:
-            progress(0, total, None)
-        tsne = TSNE(**kwargs)
-        self.embedding_ = np.asarray(tsne.fit_transform(X), np.float32)
-        kl = getattr(tsne, 'kl_divergence_', None)
-        self.kl_divergence_ = None if kl is None else float(kl)
-        self.n_iter_ = total
-        if progress is not None:
-            progress(total, total, self.kl_divergence_)
-        return self.embedding_
+        return _fit_library(self, TSNE(**kwargs), X, total, progress)
 
 
 __all__ = ['CumlTSNE', 'GPUTSNE', 'TorchdrTSNE', 'TsnecudaTSNE',

@@ -421,16 +421,23 @@ class OpenTSNE(BaseTSNE):
 
         affinities = None
         if graph is not None:
-            from openTSNE.affinity import PerplexityBasedNN
+            from openTSNE.affinity import Affinities, PerplexityBasedNN
             from openTSNE.nearest_neighbors import PrecomputedNeighbors
 
             k = self.graph_k(len(X))
-            affinities = PerplexityBasedNN(
+            built = PerplexityBasedNN(
                 perplexity=used, metric=p['metric'], n_jobs=p['n_jobs'],
                 random_state=p['seed'],
                 knn_index=PrecomputedNeighbors(
                     np.asarray(graph['indices'][:, :k], np.int64),
                     np.asarray(graph['distances'][:, :k], np.float64)))
+            # The optimisation reads only P. The affinity object also keeps
+            # its int64 / float64 copies of the neighbours (1.4 GB at a
+            # million points) for adding points later, which the run does
+            # from its own files (tsneviz.analysis.placement): keep P only.
+            affinities = Affinities()
+            affinities.P = built.P
+            del built
         self.shared_graph_ = graph is not None
         embedding = tsne.prepare_initial(X, affinities=affinities)
         embedding = embedding.optimize(

@@ -35,6 +35,10 @@ from tsneviz.metrics import knn_accuracy  # noqa: E402
 from tsneviz.reduction import build_tsne  # noqa: E402
 from tsneviz.reduction.tsne import GPU_PREFERENCE  # noqa: E402
 
+# the same seeded blobs as the clusters benchmark (this folder is on
+# sys.path when a script of it runs)
+from bench_clusters import blobs  # noqa: E402
+
 #: Published figures: (points, seconds, where).
 TARGETS = {
     'cuml': (1_300_000, 37.0, 'A100, RAPIDS cuML blog'),
@@ -45,19 +49,6 @@ ACCURACY_SAMPLE = 10_000
 #: Above this many points torchdr's all-pairs repulsion ('torch') needs
 #: more than about 40 GB of GPU memory; keops or faiss are used instead.
 TORCHDR_DENSE_MAX = 50_000
-
-
-def blobs(n, dim=512, centers=10, seed=0, chunk=100_000):
-    """``n`` float32 points around ``centers`` blob centres, and labels."""
-    rng = np.random.default_rng(seed)
-    means = rng.normal(scale=4.0, size=(centers, dim)).astype(np.float32)
-    labels = rng.integers(centers, size=n)
-    X = np.empty((n, dim), np.float32)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        X[start:stop] = means[labels[start:stop]] + rng.standard_normal(
-            (stop - start, dim), dtype=np.float32)
-    return X, labels
 
 
 def cuda_available() -> bool:

@@ -234,7 +234,6 @@ def trustworthiness(X, Y, n_neighbors=5,
     return float(manifold.trustworthiness(X, Y, n_neighbors=int(n_neighbors)))
 
 
-
 def continuity(X, Y, n_neighbors=5,
                max_samples=TRUSTWORTHINESS_MAX_SAMPLES, seed=0):
     """Continuity of embedding ``Y`` of ``X``: trustworthiness's dual.

@@ -133,7 +133,8 @@ def run_tsneviz(n: int, pool: int, work: str) -> dict:
     page = manifest.parent / 'index.html'
     ready = explorer_ready(page) if page.exists() else float('nan')
     return dict(phases=phases, wall=wall, rss=rss, ready=ready,
-                graph=info.get('neighbor_graph'))
+                graph=info.get('neighbor_graph'),
+                layout=info['results']['feat_0'])
 
 
 def run_bare(n: int) -> dict:
@@ -160,6 +161,13 @@ def table(results: dict) -> str:
     for phase in phases:
         row(phase, [f'{results[n]["run"]["phases"].get(phase, 0):.1f} s'
                     for n in sizes])
+    graphs = [results[n]['run']['graph']['feat_0'] for n in sizes]
+    row('graph: builder, recall', [f'{g["builder"]}, {g["recall"]:.3f}'
+                                   for g in graphs])
+    layouts = [results[n]['run']['layout'] for n in sizes]
+    row('t-SNE iterations', [str(x['n_iter']) for x in layouts])
+    row('trustworthiness (5,000-row sample)',
+        [f'{x["trustworthiness"]:.4f}' for x in layouts])
     row('**whole run (process wall)**',
         [f'**{results[n]["run"]["wall"]:.1f} s**' for n in sizes])
     row('peak RSS', [f'{results[n]["run"]["rss"]:,.0f} MB' for n in sizes])

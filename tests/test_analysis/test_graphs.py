@@ -161,3 +161,19 @@ def test_auto_builder_falls_back_to_annoy_without_hnswlib(monkeypatch):
                         if name == 'hnswlib' else find_spec(name))
     assert graphs.auto_builder(10 ** 6) == 'annoy'
     assert graphs.auto_builder(10 ** 5) == 'exact'
+
+
+def test_hnsw_graph_never_lists_a_sample_as_its_own_neighbour():
+    pytest.importorskip('hnswlib')
+    X, _ = clustered()
+    # exact duplicates: the search may return the twin before the sample
+    X = np.concatenate([X, X[:50]])
+    for metric in ('euclidean', 'cosine'):
+        idx, dist = build_graph(X, 20, metric, 'hnsw')
+        assert idx.shape == dist.shape == (len(X), 20)
+        assert not (idx == np.arange(len(X))[:, None]).any()
+        assert (np.diff(dist, axis=1) >= -1e-6).all()  # nearest first
+        assert graph_recall(X, idx, metric) >= 0.9
+    # each duplicate finds its twin at distance 0
+    assert (dist[:50, 0] < 1e-5).all() and (idx[:50, 0] == np.arange(
+        len(X) - 50, len(X))).all()

@@ -215,3 +215,52 @@ def test_opentsne_refuses_a_perplexity_that_finds_no_neighbours():
     with pytest.raises(UserError, match='at least 1/3'):
         build_tsne('opentsne', perplexity=0.3)
     build_tsne('sklearn', perplexity=0.3)  # scikit-learn copes
+
+
+def test_locality_order_puts_graph_neighbours_close_in_memory():
+    from tsneviz.analysis.graphs import build_graph
+    from tsneviz.reduction.tsne import locality_order
+
+    # points on a plane in a random order: neighbours are scattered rows
+    X = np.random.default_rng(0).uniform(size=(3000, 2))
+    indices = build_graph(X, 15, 'euclidean')[0]
+    order = locality_order(indices)
+    assert np.array_equal(np.sort(order), np.arange(3000))
+    position = np.empty_like(order)
+    position[order] = np.arange(3000)
+    before = np.abs(np.arange(3000)[:, None] - indices).mean()
+    after = np.abs(position[:, None] - position[indices]).mean()
+    assert before > 900 and after < before / 5
+
+
+@pytest.mark.parametrize('init', ['pca', 'random'])
+def test_a_fit_in_locality_order_is_the_same_layout(monkeypatch, init):
+    from tsneviz.analysis.graphs import graph_space, shared_graph
+    from tsneviz.reduction import tsne
+
+    # above the 5,000 points from which the shared graph is in openTSNE's
+    # own space (PCA-50, euclidean), so that the fit takes it
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([X] + [X + rng.normal(0, .5, X.shape)
+                              for _ in range(2)]).astype(np.float32)
+    y = np.tile(y, 3)
+    space = graph_space(X)
+    graph = shared_graph(X, 90, space=space)
+    ordered = []
+    order_of = tsne.locality_order
+    monkeypatch.setattr(tsne, 'locality_order',
+                        lambda indices: ordered.append(1) or order_of(indices))
+    layouts = []
+    for threshold in (10 ** 9, 0):
+        monkeypatch.setattr(tsne, 'LOCALITY_MIN_SAMPLES', threshold)
+        reducer = build_tsne('opentsne', init=init)
+        assert reducer.use_graph(space[0], graph)
+        layouts.append(reducer.fit_transform(X))
+    assert len(ordered) == 1  # only the second fit ran in locality order
+    # each sample lands where it lands in the data's own order: the same
+    # start and the same forces, summed in another order
+    for axis in range(2):
+        assert np.corrcoef(layouts[0][:, axis],
+                           layouts[1][:, axis])[0, 1] > 0.98
+    assert knn_accuracy(layouts[1], y, k=10) > 0.95

@@ -5,8 +5,9 @@ Each entry of :data:`tsneviz.registry.NEIGHBOR_GRAPHS` is a builder
 ``kneighbors(X, n_neighbors) -> (distances, indices)``. An index may also
 offer ``graph(k) -> (indices, distances)``, the k nearest OTHER samples of
 every sample at once, which approximate searches do much faster than one
-query per row. ``exact`` is brute force; ``annoy``, ``pynndescent`` and
-``hnsw`` are the approximate searches openTSNE wraps.
+query per row. ``exact`` is brute force; ``annoy`` and ``pynndescent``
+are the approximate searches openTSNE wraps; ``hnsw`` is hnswlib with
+settings of its own (:class:`HNSWSearch`).
 
 :func:`shared_graph` builds the ONE neighbour graph of a run and feature
 key (``neighbors_<key>.npz``): the t-SNE affinities, the k-NN accuracy in
@@ -152,15 +153,85 @@ class NNDescentSearch(OpenTSNESearch):
 
 
 @NEIGHBOR_GRAPHS.register_module(name='hnsw')
-class HNSWSearch(OpenTSNESearch):
-    """Hierarchical navigable small-world graphs (``hnswlib``, optional)."""
+class HNSWSearch:
+    """Hierarchical navigable small-world graphs (``hnswlib``, optional).
 
-    knn_class = 'HNSW'
+    Built here rather than through openTSNE's wrapper, whose settings
+    (``ef_construction=200``, query ``ef = 2k``) are tuned for recall, not
+    for a graph of every point. Measured on the 1M x 50 PCA of
+    ``bench_scale.py``'s features, k = 90, two threads (benchmarks/
+    README.md, ``## bench_scale.py``): openTSNE's settings 476 s at recall
+    0.993; these (M 16, ef_construction 64, ef 100) 148 s (index 62 s,
+    queries 86 s) at recall 0.970. At 200k: 53 s at 0.995 against 24 s at
+    0.971. A t-SNE's affinities do not need the last few per cent of
+    recall (openTSNE's own default, annoy, gives about 0.94), and the run
+    records the recall it got.
 
-    def _distance(self, distances):
-        # hnswlib's 'l2' is the squared distance
-        return np.sqrt(np.maximum(distances, 0)) \
-            if self.metric == 'euclidean' else distances
+    Args:
+        features (np.ndarray): (N, C) features to search.
+        metric (str): ``'cosine'`` or ``'euclidean'``. Defaults to
+            ``'cosine'``.
+    """
+
+    #: Links per node, and the candidate list while inserting.
+    M = 16
+    EF_CONSTRUCTION = 64
+    #: Candidate list of a query: at least this, and always above k.
+    EF_MIN = 100
+
+    def __init__(self, features: np.ndarray, metric: str = 'cosine'):
+        self.features = np.ascontiguousarray(features, dtype=np.float32)
+        self.metric = metric
+        self.index = None
+
+    def _build(self):
+        import hnswlib
+
+        index = hnswlib.Index(
+            space='cosine' if self.metric == 'cosine' else 'l2',
+            dim=self.features.shape[1])
+        index.init_index(max_elements=len(self.features),
+                         ef_construction=self.EF_CONSTRUCTION, M=self.M,
+                         random_seed=0)
+        index.add_items(self.features, num_threads=-1)
+        self.index = index
+
+    def _query(self, X, k: int):
+        self.index.set_ef(max(self.EF_MIN, k + 1))
+        indices, distances = self.index.knn_query(X, k=k, num_threads=-1)
+        if self.metric == 'euclidean':
+            # hnswlib's 'l2' is the squared distance
+            distances = np.sqrt(np.maximum(distances, 0))
+        return indices.astype(np.int64), distances
+
+    def graph(self, k: int):
+        """The ``k`` nearest other samples of every sample.
+
+        Returns:
+            tuple: ``indices`` (N, k) and ``distances`` (N, k), nearest
+            first, never the sample itself.
+        """
+        if self.index is None:
+            self._build()
+        k = int(k)
+        indices, distances = self._query(self.features, k + 1)
+        # Each row drops itself; where the search missed itself (duplicate
+        # points can push it out), the farthest of its k + 1 goes instead.
+        rows = np.arange(len(indices))
+        is_self = indices == rows[:, None]
+        is_self[~is_self.any(axis=1), -1] = True
+        is_self[np.cumsum(is_self, axis=1) > 1] = False
+        keep = ~is_self
+        return (indices[keep].reshape(-1, k),
+                distances[keep].reshape(-1, k))
+
+    def kneighbors(self, X, n_neighbors: int):
+        """Nearest indexed samples of new rows ``X`` (builds on first use)."""
+        if self.index is None:
+            self._build()
+        indices, distances = self._query(
+            np.ascontiguousarray(X, dtype=np.float32), int(n_neighbors))
+        return distances, indices
 
 
 def build_graph(features: np.ndarray, k: int, metric: str = 'cosine',

@@ -1,4 +1,6 @@
-"""Multi-process extraction: start the process group of a launcher."""
+"""Multi-process extraction: the process group of a launcher."""
+import contextlib
+
 from tsneviz.errors import UserError
 
 #: The ``--launcher`` values (mmengine's, as in mmpretrain's tools).
@@ -12,8 +14,14 @@ def check_launcher(launcher: str) -> None:
                         f'{", ".join(LAUNCHERS)}')
 
 
-def init_distributed(launcher: str, device: str) -> None:
-    """Start the process group: NCCL on GPUs, gloo on CPUs.
+@contextlib.contextmanager
+def distributed(launcher: str, device: str):
+    """The process group of a launcher for the body of a run.
+
+    NCCL on GPUs, gloo on CPUs. A group started here is destroyed when the
+    body ends, however it ends: a rank that exits with gloo's threads still
+    running can abort in the interpreter's shutdown ("terminate called
+    without an active exception").
 
     Args:
         launcher (str): ``'pytorch'`` (torchrun) or ``'slurm'``;
@@ -21,11 +29,13 @@ def init_distributed(launcher: str, device: str) -> None:
         device (str): The device the ranks run on.
 
     Examples:
-        >>> init_distributed('pytorch', 'cpu')  # under torchrun
+        >>> with distributed('pytorch', 'cpu'):  # under torchrun
+        ...     run()
     """
     import torch.distributed as torch_dist
     from mmengine import dist
     if launcher == 'none' or dist.is_distributed():
+        yield
         return
     if device.startswith('cuda'):
         dist.init_dist(launcher, backend='nccl')
@@ -37,3 +47,7 @@ def init_distributed(launcher: str, device: str) -> None:
     else:
         raise UserError(f'--launcher {launcher} needs CUDA devices; on CPU '
                         'use torchrun (tools/dist_vis_tsne.sh)')
+    try:
+        yield
+    finally:
+        torch_dist.destroy_process_group()

@@ -78,6 +78,7 @@ def run_features(features, labels=None, images=None, *,
             features={'feat_0': feats}, logits=None, indices=np.arange(n),
             img_paths=img_paths, labels=label_ids, classes=classes,
             stage='features', sections=sections, logger=logger)
+        del feats  # the result holds them, and frees them when written
         timer.lap('load')
         return finish_run(run_dir, result, reducer, options, timer, logger)
 
@@ -165,5 +166,6 @@ def run_module(model, data, stage: str, *, classes=None, image_paths=None,
             indices=np.arange(n), img_paths=img_paths,
             labels=extraction.labels, classes=classes,
             stage=extraction.stage, sections=sections, logger=logger)
+        del extraction  # the result frees the features when written
         timer.lap('extraction')
         return finish_run(run_dir, result, reducer, options, timer, logger)

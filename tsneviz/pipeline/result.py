@@ -41,6 +41,8 @@ class RunResult:
             separation metrics, once fitted.
         graphs (dict[str, dict]): Per key, the shared neighbour graph
             (:func:`tsneviz.analysis.graphs.shared_graph`), once fitted.
+        feature_files (dict[str, str]): Per key, the run's features file
+            once written (:meth:`map_features`); ``features`` then maps it.
     """
 
     features: Dict[str, np.ndarray]
@@ -53,6 +55,7 @@ class RunResult:
     coords: Dict[str, np.ndarray] = field(default_factory=dict)
     results: Dict[str, dict] = field(default_factory=dict)
     graphs: Dict[str, dict] = field(default_factory=dict)
+    feature_files: Dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, features: Dict[str, np.ndarray],
@@ -105,6 +108,41 @@ class RunResult:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def map_features(self, run_dir: str) -> None:
+        """Write the features into the run, and read them from there.
+
+        The layout works on 50 PCA components and the steps after it on
+        samples of rows, so the features need not stay in memory: at a
+        million samples that is 2 GB less during the t-SNE. The file is
+        written as :func:`write_run` would; ``run.json``, written last,
+        still marks the run complete.
+        """
+        for key, feats in list(self.features.items()):
+            path = rundir.write_array(
+                osp.join(run_dir, rundir.features_file(key)), feats)
+            self.feature_files[key] = path
+            self.features[key] = self.remap(key)
+            del feats
+
+    def remap(self, key: str) -> np.ndarray:
+        """A fresh memory map of a written features file.
+
+        Pages that a pass over every row (the PCA) brought in stay part of
+        the process while the old map lives; a new map starts empty.
+        """
+        if key in self.feature_files:
+            self.features[key] = rundir.load_array(
+                self.feature_files[key], len(self), ndim=2, mmap=True)
+        return self.features[key]
+
+    def release(self) -> None:
+        """Drop the arrays that are written to the run directory."""
+        self.features.clear()
+        self.feature_files.clear()
+        self.graphs.clear()
+        self.coords.clear()
+        self.logits = None
+
 
 def fit_layouts(result: RunResult, reducer, options: RunOptions,
                 timer: Timer, logger) -> None:
@@ -134,6 +172,7 @@ def fit_layouts(result: RunResult, reducer, options: RunOptions,
             if hasattr(reducer, 'use_graph'):
                 reducer.use_graph(space[0], graph)
             del space
+            feats = result.remap(key)  # drop the pages the PCA read
             timer.lap(f'neighbor_graph:{key}')
         coords = fit_layout(feats, reducer, f'{reducer.name} {key}',
                             options.show_progress)
@@ -184,7 +223,10 @@ def write_run(run_dir: str, result: RunResult, reducer,
             rundir.write_array(osp.join(run_dir, name), array)))
 
     for key, feats in result.features.items():
-        write_array(rundir.features_file(key), feats)
+        if key in result.feature_files:  # written before the layout
+            outputs.append(osp.basename(result.feature_files[key]))
+        else:
+            write_array(rundir.features_file(key), feats)
     if result.logits is not None:
         write_array(rundir.LOGITS, result.logits)
     names = {int(y): result.space.dataset_name(y)
@@ -257,8 +299,13 @@ def finish_run(run_dir: str, result: RunResult, reducer,
     from tsneviz.analysis.steps import analysis_steps, analyze_run
 
     reducer.check_n_samples(len(result))
+    result.map_features(run_dir)
     fit_layouts(result, reducer, options, timer, logger)
     write_run(run_dir, result, reducer, options, timer, logger)
+    # The steps read the run from its files: what the result still holds
+    # (2 GB of features and 0.7 GB of graph at a million samples) would
+    # only add to their memory.
+    result.release()
     steps = analysis_steps(defaults_only=True) if options.analysis is None \
         else list(options.analysis)
     if not any(result.table['img_path']):

@@ -56,7 +56,7 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     from tsneviz.data import sample_dataset
     from tsneviz.model import resolve_device
 
-    from .distributed import check_launcher, init_distributed
+    from .distributed import check_launcher, distributed
     from .lifecycle import Timer, layout_reducer, open_run
 
     timer = Timer()
@@ -69,27 +69,28 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     reducer, seed = layout_reducer(cfg, method, tsne, seed)
     loader_cfg = dataloader_config(cfg, test_cfg, cfg_options)
     device = resolve_device(device)
-    init_distributed(launcher, device)
-    is_main = dist.get_rank() == 0
-    timer.lap('config')
+    with distributed(launcher, device):
+        is_main = dist.get_rank() == 0
+        timer.lap('config')
 
-    picked = SampleOptions(class_idx, max_num_class, max_num_samples,
-                           sampling)
-    sample = sample_dataset(loader_cfg, class_idx, max_num_class,
-                            max_num_samples, sampling, seed)
-    reducer.check_n_samples(len(sample.indices))
-    timer.lap('dataset')
+        picked = SampleOptions(class_idx, max_num_class, max_num_samples,
+                               sampling)
+        sample = sample_dataset(loader_cfg, class_idx, max_num_class,
+                                max_num_samples, sampling, seed)
+        reducer.check_n_samples(len(sample.indices))
+        timer.lap('dataset')
 
-    options = RunOptions(method=method, seed=seed, legend=legend, show=show,
-                         show_progress=show_progress and is_main,
-                         analysis=analysis, argv=argv)
-    extract = ExtractOptions(vis_stage, token_pool, device, batch_size,
-                             num_workers, trust_checkpoint, use_cache)
-    with open_run(cfg.work_dir, method,
-                  cfg.get('log_level', 'INFO')) as (run_dir, logger):
-        return _run(cfg, config, test_cfg, checkpoint, sample, picked,
-                    loader_cfg, reducer, run_dir, logger, timer, options,
-                    extract)
+        options = RunOptions(method=method, seed=seed, legend=legend,
+                             show=show,
+                             show_progress=show_progress and is_main,
+                             analysis=analysis, argv=argv)
+        extract = ExtractOptions(vis_stage, token_pool, device, batch_size,
+                                 num_workers, trust_checkpoint, use_cache)
+        with open_run(cfg.work_dir, method,
+                      cfg.get('log_level', 'INFO')) as (run_dir, logger):
+            return _run(cfg, config, test_cfg, checkpoint, sample, picked,
+                        loader_cfg, reducer, run_dir, logger, timer, options,
+                        extract)
 
 
 def _run(cfg, config, test_cfg, checkpoint, sample, picked: SampleOptions,
@@ -164,6 +165,7 @@ def _run(cfg, config, test_cfg, checkpoint, sample, picked: SampleOptions,
         labels=sample.labels, classes=sample.classes, stage=got['stage'],
         sections=sections, model_classes=got['model_classes'],
         logger=logger)
+    del got  # the result holds the features, and frees them when written
     return finish_run(run_dir, result, reducer, options, timer, logger)
 
 

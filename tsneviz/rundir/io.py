@@ -341,10 +341,16 @@ def check_array(path: str, rows: Optional[int] = None,
 
 
 def load_array(path: str, rows: Optional[int] = None,
-               ndim: Optional[int] = None) -> np.ndarray:
-    """``np.load`` of a run's array after :func:`check_array`."""
+               ndim: Optional[int] = None,
+               mmap: bool = False) -> np.ndarray:
+    """``np.load`` of a run's array after :func:`check_array`.
+
+    With ``mmap`` the array is a read-only memory map of the file: a step
+    that reads a sample of the rows only brings those into memory.
+    """
     check_array(path, rows, ndim)
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False,
+                       mmap_mode='r' if mmap else None)
     except (OSError, ValueError, EOFError) as err:
         raise UserError(f'cannot read {path} ({err}); {RERUN}') from None

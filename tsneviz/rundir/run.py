@@ -194,8 +194,14 @@ class Run:
         return sorted(found)
 
     def features(self, key: Optional[str] = None) -> np.ndarray:
-        """(N, C) features of ``key``."""
-        return load_array(self._array(self.key(key)), len(self), ndim=2)
+        """(N, C) features of ``key``, a read-only memory map of the file.
+
+        At a million rows the features are 2 GB; the steps that read them
+        take a sample or stream them, so mapping keeps only what they
+        touch in memory.
+        """
+        return load_array(self._array(self.key(key)), len(self), ndim=2,
+                          mmap=True)
 
     def coords(self, key: Optional[str] = None) -> np.ndarray:
         """(N, 2 or 3) layout of ``key`` (``<method>_<key>.npy``)."""

@@ -8,8 +8,15 @@ build and query seconds are timed together, and recall@k is checked
 against exact search on 1,000 seeded rows (``graph_recall``). Builders
 that are not installed (``hnsw`` needs ``hnswlib``) are reported as such.
 
+``hnsw-opentsne`` is hnswlib with the settings of openTSNE's own wrapper
+(``ef_construction=200``, query ``ef = 2k``), which the ``hnsw`` builder
+used before it got its own (:class:`tsneviz.analysis.graphs.HNSWSearch`).
+``--data scale`` takes ``bench_scale.py``'s features instead of blobs.
+
     OMP_NUM_THREADS=2 python benchmarks/bench_knn.py              # 10k, 100k
     OMP_NUM_THREADS=2 python benchmarks/bench_knn.py --sizes 10000
+    OMP_NUM_THREADS=2 python benchmarks/bench_knn.py --data scale \
+        --sizes 200000 --builders hnsw-opentsne hnsw
 """
 import argparse
 import os
@@ -36,23 +43,48 @@ def blobs(n, dim=512, centers=20, seed=0):
     return X.astype(np.float32)
 
 
+def opentsne_hnsw(X, k):
+    """The graph as openTSNE's ``HNSW`` wrapper builds it."""
+    from openTSNE.nearest_neighbors import HNSW
+
+    indices, _ = HNSW(X, k, metric='euclidean', n_jobs=-1,
+                      random_state=0).build()
+    return np.asarray(indices)
+
+
+def features(data, n):
+    """PCA-50 of ``n`` rows of blobs or of bench_scale.py's features."""
+    if data == 'scale':
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_run import matrix
+        return pca_reduce(np.load(matrix(n)[0], mmap_mode='r'), 50)
+    return pca_reduce(blobs(n), 50)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', type=int, nargs='+',
                         default=[10_000, 100_000])
     parser.add_argument('--k', type=int, default=90)
     parser.add_argument('--builders', nargs='+',
-                        default=['exact', 'annoy', 'pynndescent', 'hnsw'])
+                        default=['exact', 'annoy', 'pynndescent', 'hnsw'],
+                        help='NEIGHBOR_GRAPHS keys, or hnsw-opentsne')
+    parser.add_argument('--data', choices=['blobs', 'scale'],
+                        default='blobs')
     args = parser.parse_args()
     print('| n | builder | seconds | recall@k |')
     print('|---|---|---|---|')
     for n in args.sizes:
-        X = pca_reduce(blobs(n), 50)
+        X = features(args.data, n)
         for builder in args.builders:
             load = os.getloadavg()[0]
             try:
                 start = time.perf_counter()
-                indices, _ = build_graph(X, args.k, 'euclidean', builder)
+                if builder == 'hnsw-opentsne':
+                    indices = opentsne_hnsw(X, args.k)
+                else:
+                    indices, _ = build_graph(X, args.k, 'euclidean',
+                                             builder)
                 seconds = time.perf_counter() - start
             except ImportError as err:
                 print(f'| {n:,} | {builder} | not installed ({err.name}) '

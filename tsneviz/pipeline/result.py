@@ -158,7 +158,10 @@ def fit_layouts(result: RunResult, reducer, options: RunOptions,
     from tsneviz.metrics import separation_metrics
     from tsneviz.reduction import fit_layout
 
-    for key, feats in result.features.items():
+    # by key: a loop over items() keeps the last (key, array) pair alive
+    # in the iterator, and with it the pages of a remapped features file
+    for key in list(result.features):
+        feats = result.features[key]
         graph = None
         if len(result) >= 3:
             # ONE neighbour search per key, for the t-SNE affinities, the

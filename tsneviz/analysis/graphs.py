@@ -158,12 +158,12 @@ class HNSWSearch:
 
     Built here rather than through openTSNE's wrapper, whose settings
     (``ef_construction=200``, query ``ef = 2k``) are tuned for recall, not
-    for a graph of every point. Measured on the 1M x 50 PCA of
-    ``bench_scale.py``'s features, k = 90, two threads (benchmarks/
-    README.md, ``## bench_scale.py``): openTSNE's settings 476 s at recall
-    0.993; these (M 16, ef_construction 64, ef 100) 148 s (index 62 s,
-    queries 86 s) at recall 0.970. At 200k: 53 s at 0.995 against 24 s at
-    0.971. A t-SNE's affinities do not need the last few per cent of
+    for a graph of every point. On the PCA-50 of ``bench_scale.py``'s
+    features, k = 90, two threads (``bench_knn.py --data scale``, table
+    in benchmarks/README.md): at 200k, openTSNE's settings took 67.6 s at
+    recall 0.994, these (M 16, ef_construction 64, ef 100) 31.0 s at
+    0.972; at 1M in ``bench_scale.py``, 206 s at recall 0.970 (476 s at
+    0.993 before). A t-SNE's affinities do not need the last few per cent of
     recall (openTSNE's own default, annoy, gives about 0.94), and the run
     records the recall it got.
 

@@ -117,12 +117,11 @@ class RunResult:
         written as :func:`write_run` would; ``run.json``, written last,
         still marks the run complete.
         """
-        for key, feats in list(self.features.items()):
-            path = rundir.write_array(
-                osp.join(run_dir, rundir.features_file(key)), feats)
-            self.feature_files[key] = path
-            self.features[key] = self.remap(key)
-            del feats
+        for key in list(self.features):
+            self.feature_files[key] = rundir.write_array(
+                osp.join(run_dir, rundir.features_file(key)),
+                self.features[key])
+            self.remap(key)  # the array in memory goes with its last ref
 
     def remap(self, key: str) -> np.ndarray:
         """A fresh memory map of a written features file.

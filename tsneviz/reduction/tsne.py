@@ -72,8 +72,9 @@ GPU_PREFERENCE = ('cuml', 'tsnecuda', 'torchdr')
 # none, and its kNN search fails.
 OPENTSNE_MIN_PERPLEXITY = 1 / 3
 # From this many points a fit on a shared graph runs in the graph's
-# locality order (:func:`locality_order`). At 100k it made 100 iterations
-# 11 % faster (6.5 s vs 7.3 s); below, the layout fits in the caches anyway.
+# locality order (:func:`locality_order`). At 100k one pass of the
+# attractive forces took 0.054 s instead of 0.077 s (bench_locality.py);
+# below, the layout fits in the caches anyway.
 LOCALITY_MIN_SAMPLES = 50_000
 
 
@@ -282,8 +283,9 @@ def locality_order(indices: np.ndarray) -> np.ndarray:
     whole layout, which at a million points (16 MB of positions) misses the
     CPU caches on nearly every edge. Reverse Cuthill-McKee on the k-NN
     graph keeps each sample's neighbours close in memory: on the 1M x 90
-    graph of ``bench_scale.py`` one attractive-force pass took 0.76 s
-    instead of 1.72 s, and finding the order 3 s.
+    graph of ``bench_scale.py``'s features one attractive-force pass took
+    2.67 s instead of 5.64 s, and finding the order 14 s, with the test
+    suite on the same two cores (``bench_locality.py``).
 
     Args:
         indices (np.ndarray): (N, k) neighbours of each sample.

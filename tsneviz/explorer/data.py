@@ -26,14 +26,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tsneviz.rundir import Run, write_text
+from tsneviz.rundir import EXPLORER_DATA, Run, write_text
 
 __all__ = ['DATA_DIR', 'columns', 'clusters', 'legends', 'write_neighbors',
            'write_samples', 'annotation_paths', 'selection_rows',
            'split_paths']
 
 #: Folder of the page's lazily loaded data files, in the run directory.
-DATA_DIR = 'explorer'
+DATA_DIR = EXPLORER_DATA
 
 GREY = '#9e9e9e'
 

@@ -39,7 +39,8 @@ patch a function for a test, patch it in the module that calls it (e.g.
 ``tsneviz.rundir.io.atomic_write``, which the ``write_*`` functions call).
 """
 from tsneviz.rundir.files import (CLUSTERS, CONFIG, CONFUSION_PNG,
-                                  DUPLICATES, EXPLORER_PAGE, LOGITS,
+                                  DUPLICATES, EXPLORER_DATA, EXPLORER_PAGE,
+                                  LOGITS,
                                   MANIFEST, NEIGHBOR_GRIDS, PROJECTOR,
                                   REPORT_HTML, REPORT_MD, RERUN,
                                   SAMPLES_EXPORT, SAMPLES_PARQUET, SPLITS,
@@ -67,7 +68,8 @@ from tsneviz.rundir.schema import (BOOL, CLUSTER_COLUMN, CLUSTER_COLUMNS,
 __all__ = [
     # files
     'MANIFEST', 'TABLE', 'CONFIG', 'LOGITS', 'CLUSTERS', 'CONFUSION_PNG',
-    'REPORT_MD', 'REPORT_HTML', 'EXPLORER_PAGE', 'THUMBS', 'PROJECTOR',
+    'REPORT_MD', 'REPORT_HTML', 'EXPLORER_PAGE', 'EXPLORER_DATA', 'THUMBS',
+    'PROJECTOR',
     'SPLITS', 'NEIGHBOR_GRIDS', 'DUPLICATES', 'SAMPLES_PARQUET',
     'SAMPLES_EXPORT', 'RERUN', 'features_file', 'log_file', 'coords_file',
     'plot_file', 'neighbors_file', 'bulk_file', 'step_command',

@@ -16,9 +16,10 @@ CLUSTERS = 'clusters.csv'
 CONFUSION_PNG = 'confusion_matrix.png'
 REPORT_MD = 'report.md'
 REPORT_HTML = 'report.html'
-#: The explorer's page and the packed thumbnails folder (sheets and an
-#: index, :mod:`tsneviz.rundir.thumbs`).
+#: The explorer's page, the folder of its data files and the packed
+#: thumbnails folder (sheets and an index, :mod:`tsneviz.rundir.thumbs`).
 EXPLORER_PAGE = 'index.html'
+EXPLORER_DATA = 'explorer'
 THUMBS = 'thumbs'
 #: Default folders of the projector export, the splits and the neighbour
 #: grids of ``tools/neighbors.py``.

@@ -4,6 +4,10 @@
   resolved form (symlinks followed) lies inside an allowed folder; configs
   (which are Python), checkpoints (which are pickles) and images all go
   through it.
+- :func:`real_folder`: the one way to a folder the server writes into
+  (a run's ``selections/``, ``splits/``, ``placed/``, ...): no part of it
+  below its base may be a symlink, so a planted link cannot send a write
+  elsewhere.
 - :class:`BodyLimit`: request bodies above a byte limit get 413 before the
   application reads them.
 - :class:`TokenGuard`: with a token set, every request must carry it.
@@ -20,6 +24,7 @@
   :func:`weak_token`: why a ``--token`` is easy to guess, if it is.
 """
 import asyncio
+import errno
 import hmac
 import ipaddress
 import json
@@ -30,8 +35,10 @@ from typing import Dict, Iterable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tsneviz.errors import UserError
+from tsneviz.rundir import write_error
 
-__all__ = ['Forbidden', 'contained', 'resolve_inside', 'is_loopback',
+__all__ = ['Forbidden', 'contained', 'resolve_inside', 'real_folder',
+           'is_loopback',
            'weak_token', 'strip_paths', 'BodyLimit', 'TokenGuard',
            'LoopbackHostGuard', 'OriginGuard', 'PathGuard', 'TOKEN_COOKIE',
            'LOOPBACK_NAMES', 'MIN_TOKEN_LENGTH']
@@ -112,6 +119,84 @@ def resolve_inside(name: str, folder: Optional[str], what: str,
         raise UserError(f'{what} not found: {name} (relative to the {what}s '
                         f'directory {option})')
     return real
+
+
+def real_folder(base: str, name: str, create: bool = True,
+                inside: str = 'the run') -> str:
+    """The folder ``name`` below ``base``, refused when it leaves ``base``.
+
+    Every server write into a run (or into the served root) goes through
+    here. A run may have been written by someone else, who can plant a
+    symlink as one of its folders (``selections -> /home/me/.ssh``); so
+    each part of ``name`` is opened relative to the one before it with
+    ``O_NOFOLLOW`` (the ``openat`` walk), and a symlink, or a file where a
+    folder should be, is refused. A missing part is made (``mkdir``, then
+    opened the same way: a link planted in between is refused too).
+    ``base`` itself is taken as given: the run folder, found by discovery,
+    which follows no symlinks.
+
+    Args:
+        base (str): The folder written into, e.g. a run directory.
+        name (str): Relative folder, ``/``-separated (``'placed/a.images'``);
+            made of names the server chose or checked, never ``..``.
+        create (bool): Make missing folders. Defaults to True; False
+            returns the path of a missing folder without making it.
+        inside (str): What ``base`` is, for messages. Defaults to
+            ``'the run'``.
+
+    Returns:
+        str: ``osp.join(base, name)``.
+
+    Raises:
+        Forbidden: A part of ``name`` is a symlink or not a folder.
+        UserError: A folder cannot be made (a read-only run, a full
+            disk).
+        OSError: ``base`` cannot be opened.
+
+    Examples:
+        >>> real_folder(run_dir, 'selections')
+        'work_dirs/digits/tsne_20261123_144017/selections'
+        >>> os.symlink('/tmp', run_dir + '/splits')
+        >>> real_folder(run_dir, 'splits')
+        Traceback (most recent call last):
+        tsneviz.server.security.Forbidden: splits in the run is a symlink ...
+    """
+    parts = name.split('/')
+    if any(p in ('', '.', '..') for p in parts):
+        raise ValueError(f'not a plain relative folder name: {name!r}')
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | \
+        getattr(os, 'O_CLOEXEC', 0)
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY |
+                 getattr(os, 'O_CLOEXEC', 0))
+    try:
+        for i, part in enumerate(parts):
+            try:
+                try:
+                    child = os.open(part, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        break
+                    try:
+                        os.mkdir(part, dir_fd=fd)
+                    except FileExistsError:
+                        pass  # made meanwhile: checked just below
+                    child = os.open(part, flags, dir_fd=fd)
+            except OSError as err:
+                where = '/'.join(parts[:i + 1])
+                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    # a read-only run or a full disk: one line, not a 500
+                    raise (write_error(err, osp.join(base, where)) or
+                           err) from None
+                raise Forbidden(
+                    f'{where} in {inside} is a symlink or a file, not a '
+                    'folder: the server writes only into real folders '
+                    f'inside {inside}; remove {where} (or make it a '
+                    'folder) and try again') from None
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    return osp.join(base, *parts)
 
 
 def is_loopback(host: str) -> bool:

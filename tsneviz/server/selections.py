@@ -30,7 +30,8 @@ import uuid
 from typing import List, Tuple
 
 from tsneviz.rundir import Run, write_json, write_table
-from tsneviz.server.errors import Conflict, NotFound
+from tsneviz.server.errors import Conflict, Forbidden, NotFound
+from tsneviz.server.security import real_folder
 
 __all__ = ['FOLDER', 'MAX_COUNT', 'MAX_BYTES', 'save_selection',
            'list_selections', 'get_selection', 'delete_selection',
@@ -85,6 +86,7 @@ def save_selection(run: Run, name: str, indices: List[int],
     Raises:
         UserError: An index that is not a sample of the run.
         Conflict: The run holds ``max_count`` selections or ``max_bytes``.
+        Forbidden: The run's ``selections`` is a symlink, not a folder.
 
     Examples:
         >>> save_selection(Run(run_dir), 'odd sevens', [17, 42])['file']
@@ -92,14 +94,13 @@ def save_selection(run: Run, name: str, indices: List[int],
     """
     wanted = list(dict.fromkeys(int(i) for i in indices))
     rows = run.positions(wanted, hint='the index field of /points')
-    folder = osp.join(run.path, FOLDER)
+    folder = real_folder(run.path, FOLDER)
     count, size = _usage(folder)
     if count >= max_count or size >= max_bytes:
         raise Conflict(f'the run holds {count} selections ({size} bytes); '
                        f'the limit is {max_count} selections, {max_bytes} '
                        'bytes: delete some (DELETE /api/runs/{run}/'
                        'selections/{id})')
-    os.makedirs(folder, exist_ok=True)
     now = time.time()
     # time first, to the microsecond, so that names sort by creation;
     # uuid4 makes them unique
@@ -161,7 +162,7 @@ def list_selections(run: Run, offset: int = 0,
         >>> [s['name'] for s in page]
         ['odd sevens']
     """
-    folder = osp.join(run.path, FOLDER)
+    folder = real_folder(run.path, FOLDER, create=False)
     ids = _ids(folder)
     records = []
     for selection_id in ids[offset:offset + limit]:
@@ -176,7 +177,7 @@ def list_selections(run: Run, offset: int = 0,
 
 def get_selection(run: Run, selection_id: str) -> dict:
     """A saved selection with its indices; :class:`NotFound` if none."""
-    folder = osp.join(run.path, FOLDER)
+    folder = real_folder(run.path, FOLDER, create=False)
     if selection_id not in _ids(folder):
         raise NotFound(f'no selection {selection_id!r} in the run')
     try:
@@ -187,7 +188,7 @@ def get_selection(run: Run, selection_id: str) -> dict:
 
 def delete_selection(run: Run, selection_id: str) -> None:
     """Remove a selection: its JSON first, so it is never half listed."""
-    folder = osp.join(run.path, FOLDER)
+    folder = real_folder(run.path, FOLDER, create=False)
     if selection_id not in _ids(folder):
         raise NotFound(f'no selection {selection_id!r} in the run')
     for ext in ('.json', '.csv'):
@@ -202,15 +203,17 @@ def clean_selections(run_dir: str) -> List[str]:
 
     ``.tmp_*`` files, CSVs without their JSON and JSONs without their CSV.
     Call it only when no other process is writing selections of the run
-    (the server does at start-up, holding its state lock).
+    (the server does at start-up, holding its state lock). A
+    ``selections`` that is a symlink is left alone: what it points at is
+    not the run's.
 
     Returns:
         list[str]: The names removed.
     """
-    folder = osp.join(run_dir, FOLDER)
     try:
+        folder = real_folder(run_dir, FOLDER, create=False)
         names = set(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
+    except (Forbidden, OSError):
         return []
     removed = []
     for name in sorted(names):

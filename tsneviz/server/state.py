@@ -8,9 +8,11 @@ unfinished jobs interrupted and remove half-written selections. A second
 server on the same root runs without the lock and tidies nothing.
 """
 import logging
-import os
 import os.path as osp
 from typing import Optional
+
+from tsneviz.errors import UserError
+from tsneviz.server.security import real_folder
 
 __all__ = ['StateDir', 'FOLDER']
 
@@ -40,8 +42,10 @@ class StateDir:
         self.owner = False
         self._lock_file = None
         try:
-            os.makedirs(osp.join(self.path, 'jobs'), exist_ok=True)
-        except OSError as err:
+            # a .tsneviz planted as a link would take the job records
+            # (and the specs the workers run) elsewhere
+            real_folder(root, f'{FOLDER}/jobs', inside='the served folder')
+        except (UserError, OSError) as err:
             log.warning('no state folder %s (%s): jobs are not recorded',
                         self.path, err)
             self.path = None

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from tsneviz.errors import UserError
+from tsneviz.rundir import EXPLORER_DATA, THUMBS
 from tsneviz.server.context import EXPLORER, ServerDep
 from tsneviz.server.errors import Forbidden, NotFound
-from tsneviz.server.security import contained
+from tsneviz.server.security import contained, real_folder
 
 __all__ = ['router']
 
@@ -104,4 +105,7 @@ def _write_explorer(run_dir: str) -> None:
                            'this tsneviz has no tsneviz.explorer to make '
                            'one') from None
         raise UserError(f'cannot make the explorer page: {err}') from None
+    # the folders it writes into: a planted link is refused (403)
+    for folder in (EXPLORER_DATA, THUMBS):
+        real_folder(run_dir, folder)
     write_explorer(run_dir)

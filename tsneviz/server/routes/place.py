@@ -6,7 +6,11 @@ pooling and is placed on its map without moving it
 model's prediction and its nearest samples of the run. Nothing is written
 into the run directory unless ``save`` names a layer: then the image is
 kept as ``placed/<save>.images/<file>`` and the layer as
-``placed/<save>.csv``, as ``tools/place.py`` writes it.
+``placed/<save>.csv``, as ``tools/place.py`` writes it. A save never
+replaces a layer the run has (409), a run holds at most
+:data:`MAX_LAYERS` layers (409), and ``placed/`` and
+``placed/<save>.images`` must be real folders of the run, not symlinks
+(403, :func:`~tsneviz.server.security.real_folder`).
 
 The upload is one multipart file (python-multipart), capped by the
 server's body limit (:class:`~tsneviz.server.security.BodyLimit`), refused
@@ -24,17 +28,22 @@ from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import BaseModel
 
 from tsneviz.errors import UserError
+from tsneviz.rundir import write_bytes
 from tsneviz.server import models as m
 from tsneviz.server.context import ERRORS, ServerDep
-from tsneviz.server.errors import Unprocessable
+from tsneviz.server.errors import Conflict, Forbidden, Unprocessable
+from tsneviz.server.security import real_folder
 
-__all__ = ['router', 'Placed']
+__all__ = ['router', 'Placed', 'MAX_LAYERS']
 
 router = APIRouter(tags=['runs'])
 
 #: Image formats an upload may be, and the file suffix each is kept with.
 FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif',
            'WEBP': '.webp', 'PPM': '.ppm'}
+#: Most placed layers (``placed/<name>.csv``) a run may hold for a save
+#: over the API: each keeps an image and a figure in the run directory.
+MAX_LAYERS = 100
 
 
 class Placed(BaseModel):
@@ -71,6 +80,40 @@ def _image_suffix(data: bytes) -> str:
     return FORMATS[fmt]
 
 
+def _check_new_layer(folder: str, name: str) -> None:
+    """409 when the run has the layer ``name`` or :data:`MAX_LAYERS`.
+
+    Args:
+        folder (str): The run's ``placed`` folder (may be missing).
+        name (str): The layer asked for.
+    """
+    try:
+        layers = {n[:-4] for n in os.listdir(folder) if n.endswith('.csv')}
+    except FileNotFoundError:
+        return
+    if name in layers:
+        raise Conflict(
+            f'the run already has a placed layer {name!r} (placed/'
+            f'{name}.csv): pass another name in save=, or remove that '
+            f'layer\'s files (placed/{name}.csv, .png and .images) from the '
+            'run directory to save it again')
+    if len(layers) >= MAX_LAYERS:
+        raise Conflict(
+            f'the run holds {len(layers)} placed layers, the most a save '
+            'may add to: remove some (placed/<name>.csv, .png and .images '
+            'in the run directory), or place without save= (nothing is '
+            'written)')
+
+
+def _remove_upload(path: str) -> None:
+    """Remove an upload whose placement failed, and its folder if empty."""
+    for remove, what in ((os.remove, path), (os.rmdir, osp.dirname(path))):
+        try:
+            remove(what)
+        except OSError:
+            return  # gone already, or the folder holds more
+
+
 @router.post('/api/runs/{run}/place', response_model=Placed,
              responses=ERRORS)
 def place(run: str, srv: ServerDep,
@@ -102,20 +145,28 @@ def place(run: str, srv: ServerDep,
     with tempfile.TemporaryDirectory(prefix='tsneviz-place-') as tmp:
         try:
             if save:
+                # one save at a time per run: the checks below hold
                 with srv.run_lock(f'{run}\0placed'):
-                    folder = r.file(osp.join(PLACED_DIR, f'{save}.images'))
-                    os.makedirs(folder, exist_ok=True)
-                    path = osp.join(folder, f'upload{suffix}')
-                    from tsneviz.rundir import write_bytes
+                    folder = f'{PLACED_DIR}/{save}.images'
+                    path = osp.join(r.path, folder, f'upload{suffix}')
+                    _check_new_layer(real_folder(r.path, PLACED_DIR,
+                                                 create=False), save)
+                    real_folder(r.path, folder)
                     write_bytes(path, data)
-                    placed = place_images(r.path, [path], name=save,
-                                          key=key, k=k)
+                    try:
+                        placed = place_images(r.path, [path], name=save,
+                                              key=key, k=k)
+                    except BaseException:
+                        _remove_upload(path)
+                        raise
             else:
                 path = osp.join(tmp, f'upload{suffix}')
                 with open(path, 'wb') as f:
                     f.write(data)
                 placed = place_images(r.path, [path], key=key, k=k,
                                       write=False)
+        except (Forbidden, Conflict):
+            raise
         except UserError as err:
             # the temporary file's path means nothing to the client
             raise Unprocessable(str(err).replace(path, name)) from None

@@ -1,8 +1,10 @@
 """``POST /api/runs/{run}/splits``: as ``tools/make_splits.py``."""
 from fastapi import APIRouter
 
+from tsneviz.rundir import SPLITS
 from tsneviz.server import models as m
 from tsneviz.server.context import ERRORS, ServerDep
+from tsneviz.server.security import real_folder
 
 __all__ = ['router']
 
@@ -18,8 +20,10 @@ def post_splits(run: str, body: m.SplitsIn, srv: ServerDep):
     r = srv.run(run)
     # make_splits records itself in run.json: read-modify-write
     with srv.run_lock(run):
+        # a planted splits -> elsewhere link is refused (403)
+        out_dir = real_folder(r.path, SPLITS)
         result = make_splits(r.path, body.val_ratio, by=body.by,
                              dup_threshold=body.dup_threshold,
-                             seed=body.seed, key=body.key)
+                             seed=body.seed, out_dir=out_dir, key=body.key)
     strata = {str(k): v for k, v in result['strata'].items()}
     return dict(result, run=run, strata=strata)

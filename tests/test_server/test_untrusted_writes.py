@@ -15,17 +15,23 @@ starts the real worker process.
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import make_demo_run
+from tests.conftest import REPO, make_demo_run
 from tests.test_server.test_app import make_run
 from tsneviz.server.app import create_app
+from tsneviz.server.jobspec import check_data_again
 from tsneviz.server.routes.place import MAX_LAYERS
+from tsneviz.server.security import Forbidden
 
+CONFIGS = osp.join(REPO, 'configs')
+DEMO = 'digits/resnet18-slim_digits.py'
 # a selection id as the server makes them (selections._ID)
 SELECTION = '20260101T000000000000_0123456789ab'
 
@@ -207,3 +213,129 @@ def test_saved_layers_are_capped(site):
     detail = r.json()['detail']
     assert f'{MAX_LAYERS} placed layers' in detail and 'remove some' in detail
     assert not osp.exists(osp.join(placed, 'mine.images'))
+
+
+# ---- jobs: the folders they write to ----------------------------------------
+
+@pytest.fixture
+def jobs(site, digits_root):
+    """A client on a server with jobs on; its jobs cancelled at the end."""
+    apps = []
+
+    def start():
+        app = create_app(site['root'], configs_dir=CONFIGS,
+                         data_dirs=[digits_root])
+        apps.append(app)
+        return TestClient(app, base_url='http://127.0.0.1')
+
+    yield start
+    for app in apps:
+        for job in app.state.jobs.list():
+            if job['state'] in ('queued', 'running'):
+                app.state.jobs.cancel(job['id'])
+
+
+def _job(digits_root, **options):
+    cfg = {'test_dataloader.dataset.data_root': digits_root,
+           'test_dataloader.num_workers': 0,
+           'test_dataloader.persistent_workers': False}
+    cfg.update({f'test_dataloader.dataset.{k}': v
+                for k, v in options.items()})
+    return dict(config=DEMO, max_num_samples=3,
+                tsne=dict(perplexity=2.0, n_iter=250), cfg_options=cfg)
+
+
+def test_a_linked_job_folder_is_refused(site, jobs, digits_root):
+    os.symlink(site['outside'], osp.join(site['root'],
+                                         'resnet18-slim_digits'))
+    client = jobs()
+    r = client.post('/api/jobs', json=_job(digits_root))
+    assert r.status_code == 403, r.text
+    assert 'resnet18-slim_digits in the served folder is a symlink' in \
+        r.json()['detail']
+    assert client.get('/api/jobs').json()['jobs'] == []
+    assert _tree(site['outside']) == []
+
+
+def test_a_linked_state_folder_is_not_written(site, jobs, digits_root):
+    os.symlink(site['outside'], osp.join(site['root'], '.tsneviz'))
+    client = jobs()
+    r = client.post('/api/jobs', json=_job(digits_root))
+    assert r.status_code == 403 and 'jobs are disabled' in r.text
+    assert _tree(site['outside']) == []
+
+
+# ---- jobs: only local data, by the worker's rules ---------------------------
+
+@pytest.mark.parametrize('field,value,why', [
+    ('data_prefix', '~/ds', 'starts with ~'),
+    ('ann_file', '~/meta/val.txt', 'starts with ~'),
+    ('data_root', '~', 'starts with ~'),
+    ('ann_file', 'http://127.0.0.1:9/val.txt', 'is a URL (http://)'),
+    ('data_prefix', 's3://bucket/val', 'is a URL (s3://)'),
+    ('ann_file', 'https://example.com/val.txt', 'is a URL (https://)'),
+    ('data_root', 'cluster:s3://bucket', 'is a URL (s3://)'),
+])
+def test_job_data_is_a_local_path(jobs, digits_root, field, value, why):
+    client = jobs()
+    r = client.post('/api/jobs', json=_job(digits_root, **{field: value}))
+    assert r.status_code == 403, r.text
+    assert f"the dataset's {field} {why}" in r.json()['detail']
+    assert client.get('/api/jobs').json()['jobs'] == []
+
+
+@pytest.fixture
+def swapped(tmp_path, digits_root):
+    """A data folder whose ``ds`` link is re-pointed outside it."""
+    data = tmp_path / 'data'
+    (data / 'real' / 'val').mkdir(parents=True)
+    link = data / 'ds'
+    os.symlink(data / 'real', link)
+    options = {'test_dataloader.dataset.data_root': str(link),
+               'test_dataloader.num_workers': 0,
+               'test_dataloader.persistent_workers': False}
+    config = osp.join(CONFIGS, DEMO)
+
+    def swap():
+        os.unlink(link)
+        os.symlink(digits_root, link)  # real images, outside the folder
+
+    return dict(data=str(data), options=options, config=config, swap=swap)
+
+
+def test_the_worker_check_sees_a_swapped_link(swapped, tmp_path):
+    args = (swapped['config'], swapped['options'], [swapped['data']],
+            str(tmp_path))
+    check_data_again(*args)  # inside: passes
+    swapped['swap']()
+    with pytest.raises(Forbidden, match='data_root is outside the data '
+                       'folders.*checked again as the job started'):
+        check_data_again(*args)
+
+
+def test_a_job_whose_data_link_moved_while_queued_fails(swapped, tmp_path):
+    work = tmp_path / 'work' / 'resnet18-slim_digits'
+    result = tmp_path / 'job.result.json'
+    spec = tmp_path / 'job.spec.json'
+    kwargs = dict(config=swapped['config'], checkpoint=None,
+                  work_dir=str(work), max_num_samples=3,
+                  cfg_options=swapped['options'],
+                  tsne=dict(perplexity=2.0, n_iter=250),
+                  trust_checkpoint=False, show=False, show_progress=False,
+                  argv=['POST /api/jobs'])
+    spec.write_text(json.dumps(dict(server_pid=os.getpid(),
+                                    result=str(result), kwargs=kwargs,
+                                    data_dirs=[swapped['data']])))
+    swapped['swap']()  # after submission, before the worker starts
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run(
+        [sys.executable, '-m', 'tsneviz.server.worker', str(spec)],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True,
+        timeout=300)
+    outcome = json.loads(result.read_text())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert outcome['state'] == 'failed', outcome
+    assert 'data_root is outside the data folders' in outcome['error']
+    assert 'checked again as the job started' in outcome['error']
+    assert 'Traceback' not in done.stdout + done.stderr
+    assert not osp.exists(work) or os.listdir(work) == []

@@ -14,7 +14,10 @@ Every job is a record ``<state>/jobs/<id>.json``, written atomically on
 each change, so jobs survive a restart: one that was queued or running
 when its server stopped is ``interrupted`` after it. Runs go to
 ``<root>/<config name>/tsne_<timestamp>/`` (the reference's
-``work_dirs/<config name>`` layout), so the server finds them as runs.
+``work_dirs/<config name>`` layout), so the server finds them as runs;
+``<root>/<config name>`` must be a real folder, not a symlink
+(:func:`~tsneviz.server.security.real_folder`), checked at submission and
+again by the worker with the dataset (:mod:`tsneviz.server.worker`).
 """
 import collections
 import glob
@@ -35,14 +38,17 @@ from tsneviz.errors import UserError
 from tsneviz.rundir import log_file, write_json
 from tsneviz.server.errors import Conflict, Forbidden, TooManyRequests
 from tsneviz.server.jobspec import ALLOWED_OPTIONS, check_job
+from tsneviz.server.security import real_folder
 
 __all__ = ['ALLOWED_OPTIONS', 'JobManager', 'UnknownJob', 'MAX_QUEUE',
-           'STOP_GRACE_S']
+           'STOP_GRACE_S', 'WORK_FOLDER']
 
 #: Default most jobs waiting to run.
 MAX_QUEUE = 8
 #: Seconds a cancelled job has to stop before its processes are killed.
 STOP_GRACE_S = 5.0
+#: What the folder a job's runs go to is inside, for messages.
+WORK_FOLDER = 'the served folder'
 _ID = re.compile(r'[0-9a-f]{16}')
 _PUBLIC = ('id', 'state', 'config', 'checkpoint', 'created', 'started',
            'finished', 'run', 'run_dir', 'error')
@@ -160,6 +166,9 @@ class JobManager:
                             self.data_dirs, self.cwd)
         job_id = uuid.uuid4().hex[:16]
         name = osp.splitext(osp.basename(checked['config']))[0]
+        # refused now when it is a link; the worker makes it (safely)
+        real_folder(self.work_root, name, create=False,
+                    inside=WORK_FOLDER)
         tsne = {k: v for k, v in (request.get('tsne') or {}).items()
                 if v is not None}
         kwargs = dict(
@@ -283,7 +292,8 @@ class JobManager:
         spec = self._path(job['id'], '.spec.json')
         result = self._path(job['id'], '.result.json')
         write_json(spec, dict(server_pid=os.getpid(), result=result,
-                              kwargs=job['_kwargs']))
+                              kwargs=job['_kwargs'],
+                              data_dirs=self.data_dirs))
         env = dict(os.environ)
         # the worker imports this tsneviz, installed or not
         env['PYTHONPATH'] = os.pathsep.join(

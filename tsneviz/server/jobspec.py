@@ -15,17 +15,25 @@ loads, and the dataset is files it reads and then serves as images, so:
   directory) and resolved with symlinks followed, must lie inside one of
   the data folders (``--data-dir``). The refusal names the field, never
   the path, and is the same whether the path exists or not: a job cannot
-  probe the file system.
+  probe the file system. Only local paths are taken: a URL (``http://``,
+  ``s3://``: anything mmengine's fileio would fetch) and a leading ``~``
+  (mmpretrain expands it to a home folder) are refused, so the path
+  checked is the path the worker reads;
+- a symlinked data folder may be re-pointed while the job waits: the
+  worker checks the dataset again right before it reads
+  (:func:`check_data_again`).
 """
 import os.path as osp
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from tsneviz.config import load_config
 from tsneviz.errors import UserError
 from tsneviz.server.errors import Forbidden, Unprocessable
 from tsneviz.server.models import MAX_BATCH, MAX_WORKERS
 from tsneviz.server.security import contained, resolve_inside
 
-__all__ = ['OPTION_CHECKS', 'ALLOWED_OPTIONS', 'check_job', 'dataset_paths']
+__all__ = ['OPTION_CHECKS', 'ALLOWED_OPTIONS', 'check_job', 'dataset_paths',
+           'check_data_again']
 
 _PATH_KEYS = ('data_root', 'data_prefix', 'ann_file')
 
@@ -66,12 +74,38 @@ OPTION_CHECKS = {
 ALLOWED_OPTIONS = frozenset(OPTION_CHECKS)
 
 
+def _local(field: str, value: str) -> str:
+    """``value`` when it is a plain local path; else :class:`Forbidden`.
+
+    mmengine's fileio reads a path holding ``://`` (``http://``,
+    ``s3://``, petrel's ``cluster:s3://``) through a remote backend, and
+    mmpretrain's datasets expand a leading ``~`` (``ann_file``, a string
+    ``data_prefix``). With both refused, the worker's rules (mmengine's
+    ``is_abs`` and ``join_path``, mmpretrain's ``expanduser``) are plain
+    ``os.path`` ones, which :func:`dataset_paths` follows.
+    """
+    if '://' in value:
+        scheme = value.split('://', 1)[0].rsplit(':', 1)[-1]
+        raise Forbidden(f'the dataset\'s {field} is a URL ({scheme}://): '
+                        'jobs read only local files inside the data '
+                        'folders (--data-dir)')
+    if value.startswith('~'):
+        raise Forbidden(f'the dataset\'s {field} starts with ~, which '
+                        'would be expanded to a home folder: give a path '
+                        'inside the data folders (--data-dir)')
+    return value
+
+
 def dataset_paths(node, cwd: str) -> Iterator[Tuple[str, str]]:
     """(field, resolved path) of every dataset path in a dataset config.
 
     Walks wrappers (``dataset=``, ``datasets=[...]``) too. A dataset with
     no ``data_root`` reads relative to the working directory, so that
     directory counts as its root.
+
+    Raises:
+        Forbidden: A path that is a URL or starts with ``~``
+            (:func:`_local`).
 
     Examples:
         >>> list(dataset_paths(dict(data_root='d', data_prefix='val'), '/w'))
@@ -84,7 +118,8 @@ def dataset_paths(node, cwd: str) -> Iterator[Tuple[str, str]]:
     if not hasattr(node, 'items'):
         return
     if any(k in node for k in _PATH_KEYS):
-        root = osp.join(cwd, str(node.get('data_root') or ''))
+        root = osp.join(cwd, _local('data_root',
+                                    str(node.get('data_root') or '')))
         yield 'data_root', osp.realpath(root)
         prefix = node.get('data_prefix') or ''
         prefixes = prefix.items() if hasattr(prefix, 'items') else \
@@ -92,10 +127,12 @@ def dataset_paths(node, cwd: str) -> Iterator[Tuple[str, str]]:
         for name, value in prefixes:
             if isinstance(value, str) and value:
                 field = f'data_prefix.{name}' if name else 'data_prefix'
-                yield field, osp.realpath(osp.join(root, value))
+                yield field, osp.realpath(osp.join(root,
+                                                   _local(field, value)))
         ann = node.get('ann_file')
         if isinstance(ann, str) and ann:
-            yield 'ann_file', osp.realpath(osp.join(root, ann))
+            yield 'ann_file', osp.realpath(osp.join(
+                root, _local('ann_file', ann)))
     for key, value in node.items():
         if isinstance(value, (list, tuple)) or hasattr(value, 'items'):
             if key not in ('pipeline', 'metainfo'):
@@ -119,6 +156,31 @@ def _check_data(cfg, data_dirs: Sequence[str], cwd: str) -> None:
                         'ann_file inside the data folders (--data-dir)')
 
 
+def check_data_again(config: str, cfg_options: Optional[dict],
+                     data_dirs: Sequence[str], cwd: str) -> None:
+    """The dataset check of :func:`check_job` again, as a job starts.
+
+    The worker calls it right before it reads: a data folder that is a
+    symlink may have been re-pointed outside the data folders while the
+    job waited in the queue, and the check at submission cannot see that.
+
+    Args:
+        config (str): The job's config, resolved at submission.
+        cfg_options (dict | None): Its checked ``cfg_options``.
+        data_dirs (Sequence[str]): The folders the dataset must lie in.
+        cwd (str): The worker's working directory.
+
+    Raises:
+        Forbidden: A dataset path now outside the data folders; the job
+            fails with this message.
+    """
+    try:
+        _check_data(load_config(config, cfg_options or None), data_dirs, cwd)
+    except Forbidden as err:
+        raise Forbidden(f'{err}; checked again as the job started: the '
+                        'data changed since the job was submitted') from None
+
+
 def check_job(request: dict, configs_dir: str, checkpoints_dir:
               Optional[str], data_dirs: List[str], cwd: str) -> Dict:
     """Check a job request; the resolved config, checkpoint and options.
@@ -140,8 +202,6 @@ def check_job(request: dict, configs_dir: str, checkpoints_dir:
         Unprocessable: An option value out of range.
         UserError: A config that does not exist or does not load.
     """
-    from tsneviz.config import load_config
-
     config = resolve_inside(request['config'], configs_dir, 'config',
                             '--configs-dir')
     if not config.endswith('.py'):

@@ -2,7 +2,11 @@
 
 ``SPEC`` is a JSON file written by :class:`~tsneviz.server.jobs.JobManager`:
 the arguments of :func:`tsneviz.apis.run_vis_tsne` (already checked), the
-server's pid and where to write the result. A process, not a thread, so
+server's pid, its data folders and where to write the result. Right before
+the run reads, the dataset and the folder the run goes to are checked
+again (:func:`~tsneviz.server.jobspec.check_data_again`,
+:func:`~tsneviz.server.security.real_folder`): a symlink re-pointed while
+the job waited fails the job, with that reason. A process, not a thread, so
 that a job can be cancelled (the server terminates its process group, data
 loader workers included) and cannot disturb the server's memory.
 
@@ -14,11 +18,16 @@ unfinished run directory; a job never outlives its server.
 import _thread
 import json
 import os
+import os.path as osp
 import signal
 import sys
 import threading
 import time
 import traceback
+
+from tsneviz.server.jobs import WORK_FOLDER
+from tsneviz.server.jobspec import check_data_again
+from tsneviz.server.security import real_folder
 
 __all__ = ['main']
 
@@ -41,6 +50,16 @@ def _watch(server_pid: int) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
+def _check_again(spec: dict) -> None:
+    """What was checked at submission, checked again: links may move."""
+    kwargs = spec['kwargs']
+    check_data_again(kwargs['config'], kwargs.get('cfg_options'),
+                     spec['data_dirs'], os.getcwd())
+    work_dir = kwargs['work_dir']
+    real_folder(osp.dirname(work_dir), osp.basename(work_dir),
+                inside=WORK_FOLDER)
+
+
 def main(spec_path: str) -> int:
     """Run the job of ``spec_path``; the exit status."""
     from tsneviz.cli import quiet_library_warnings
@@ -56,6 +75,7 @@ def main(spec_path: str) -> int:
     status = 1
     try:
         from tsneviz.apis import run_vis_tsne
+        _check_again(spec)
         run_dir = run_vis_tsne(**spec['kwargs'])
         result, status = dict(state='done', run_dir=run_dir), 0
     except UserError as err:

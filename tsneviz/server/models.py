@@ -15,7 +15,7 @@ __all__ = ['Error', 'RunSummary', 'RunList', 'Point', 'Points', 'Neighbor',
            'Selections', 'SplitsIn', 'Splits', 'TsneIn', 'JobIn', 'Job',
            'Jobs', 'BrokenRun', 'SelectionSummary', 'MAX_SELECTION',
            'MAX_PAGE', 'MAX_SELECTION_PAGE', 'MAX_WORKERS', 'MAX_BATCH',
-           'MAX_THREADS', 'MAX_PCA_DIMS', 'MAX_ITER']
+           'MAX_THREADS', 'MAX_PCA_DIMS', 'MAX_ITER', 'MAX_SEED']
 
 #: Most indices one selection may hold.
 MAX_SELECTION = 100_000
@@ -29,6 +29,9 @@ MAX_SELECTION_PAGE = 500
 MAX_WORKERS = 8
 #: Largest batch of a job.
 MAX_BATCH = 1024
+#: Largest seed: what numpy's RandomState, scikit-learn and openTSNE take
+#: (numpy's Generator and torch take more, but a job's seed reaches all).
+MAX_SEED = 2 ** 32 - 1
 # The t-SNE caps (MAX_THREADS, MAX_PCA_DIMS, MAX_ITER) are in
 # tsneviz.server.layout, with the fields they cap.
 
@@ -179,7 +182,7 @@ class SplitsIn(_Strict):
     val_ratio: float = Field(gt=0, lt=1)
     by: Literal['cluster', 'class'] = 'cluster'
     dup_threshold: Union[float, Literal['auto']] = 'auto'
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     key: Optional[str] = None
 
 
@@ -210,7 +213,7 @@ class JobIn(_Strict):
     max_num_class: int = Field(20, ge=1, le=10_000)
     max_num_samples: int = Field(100, ge=1, le=100_000)
     sampling: Literal['random', 'first'] = 'random'
-    seed: Optional[int] = None
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
     batch_size: Optional[int] = Field(None, ge=1, le=MAX_BATCH)
     num_workers: Optional[int] = Field(None, ge=0, le=MAX_WORKERS)
     token_pool: Literal['mean', 'cls'] = 'mean'

@@ -3,6 +3,10 @@
 Indices: ``position`` is a row of ``samples.csv`` (0..N-1), what the URL's
 ``{index}`` means; ``index`` is the sample's index in the DATASET (the
 ``index`` column), what selection files and exports hold.
+
+Paths: no response names an absolute server path. A path is relative to
+the server root, to the run directory or to the run's dataset root, as
+each field says (:func:`tsneviz.server.security.relative_name`).
 """
 from typing import Dict, List, Literal, Optional, Union
 
@@ -50,9 +54,14 @@ class Error(BaseModel):
 class RunSummary(BaseModel):
     id: str = Field(description='run id: path under the server root, '
                     '"/" written as "~"')
-    path: str
+    path: str = Field(description='the run directory relative to the '
+                      'server root ("." when the root is the run)')
     created: Optional[str] = None
-    config: Optional[str] = None
+    config: Optional[str] = Field(None, description='the config the run was '
+                                  'made from: its name relative to the '
+                                  'server\'s configs directory when it lies '
+                                  'there (as POST /api/jobs takes it), else '
+                                  '"…/<file name>"')
     n_samples: int
     keys: List[str]
     classes: Optional[List[str]] = None
@@ -74,10 +83,15 @@ class RunList(BaseModel):
                                     'directories that cannot be read')
 
 
+#: What ``img_path`` in a response is.
+IMG_PATH = ('the image relative to the run\'s dataset root; one outside '
+            'it as "…/<file name>"')
+
+
 class Point(BaseModel):
     position: int = Field(description='row of samples.csv (0..N-1)')
     index: int = Field(description='index in the dataset')
-    img_path: str
+    img_path: str = Field(description=IMG_PATH)
     gt_label: int
     gt_class: Optional[str] = None
     pred_label: Optional[int] = None
@@ -103,7 +117,7 @@ class Points(BaseModel):
 class Neighbor(BaseModel):
     position: int
     index: int
-    img_path: str
+    img_path: str = Field(description=IMG_PATH)
     gt_label: int
     gt_class: Optional[str] = None
     pred_label: Optional[int] = None
@@ -188,9 +202,12 @@ class SplitsIn(_Strict):
 
 class Splits(BaseModel):
     run: str
-    train: str
-    val: str
-    duplicates: str
+    train: str = Field(description='annotation file, relative to the run '
+                       'directory')
+    val: str = Field(description='annotation file, relative to the run '
+                     'directory')
+    duplicates: str = Field(description='near-duplicate pairs, relative to '
+                            'the run directory')
     n_train: int
     n_val: int
     n_duplicate_pairs: int
@@ -244,7 +261,8 @@ class Job(BaseModel):
                                     'run\'s log (tsne.log, umap.log or '
                                     'pca.log) while it runs')
     run: Optional[str] = Field(None, description='run id when done')
-    run_dir: Optional[str] = None
+    run_dir: Optional[str] = Field(None, description='its run directory, '
+                                   'relative to the server root')
     error: Optional[str] = None
 
 

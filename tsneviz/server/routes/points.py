@@ -64,4 +64,4 @@ def points(run: str, srv: ServerDep, offset: int = Query(0, ge=0),
             x=float(coords[p, 0]), y=float(coords[p, 1]),
             z=float(coords[p, 2]) if coords.shape[1] > 2 else None))
     return dict(run=run, key=key, total=len(r), offset=offset, limit=limit,
-                points=rows)
+                points=srv.public_samples(r, rows))

@@ -3,6 +3,7 @@ from fastapi import APIRouter
 
 from tsneviz.server import models as m
 from tsneviz.server.context import ERRORS, ServerDep
+from tsneviz.server.security import relative_name
 
 __all__ = ['router']
 
@@ -22,4 +23,7 @@ def post_splits(run: str, body: m.SplitsIn, srv: ServerDep):
                              dup_threshold=body.dup_threshold,
                              seed=body.seed, key=body.key)
     strata = {str(k): v for k, v in result['strata'].items()}
-    return dict(result, run=run, strata=strata)
+    # the files by their names in the run, not by server path
+    files = {name: relative_name(result[name], r.path)
+             for name in ('train', 'val', 'duplicates')}
+    return dict(result, run=run, strata=strata, **files)

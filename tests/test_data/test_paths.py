@@ -74,10 +74,12 @@ def test_server_serves_the_images_from_elsewhere(project, monkeypatch):
     from tsneviz.server import create_app
 
     monkeypatch.chdir(project['elsewhere'])
-    app = create_app(osp.dirname(project['run_dir']))
+    root = osp.dirname(project['run_dir'])
+    app = create_app(root)
     with TestClient(app, base_url='http://127.0.0.1') as client:
         run_id = next(r['id'] for r in client.get('/api/runs').json()['runs']
-                      if osp.samefile(r['path'], project['run_dir']))
+                      if osp.samefile(osp.join(root, r['path']),
+                                      project['run_dir']))
         full = client.get(f'/api/runs/{run_id}/images/0?size=full')
         thumb = client.get(f'/api/runs/{run_id}/images/7?size=thumb')
     assert full.status_code == 200, full.text

@@ -413,9 +413,11 @@ def test_splits_like_make_splits(server, tree):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body['n_train'] + body['n_val'] == N and body['n_val'] == 3
-    assert osp.isfile(body['train']) and osp.isfile(body['val'])
-    assert osp.dirname(body['train']) == osp.join(tree['root'], 'cfg',
-                                                  'tsne_a', 'splits')
+    # named relative to the run directory, not by server path
+    assert body['train'] == 'splits/train.txt'
+    run_dir = osp.join(tree['root'], 'cfg', 'tsne_a')
+    assert osp.isfile(osp.join(run_dir, body['train']))
+    assert osp.isfile(osp.join(run_dir, body['val']))
     by_cluster = server.post(f'/api/runs/{B}/splits',
                              json=dict(val_ratio=0.25))
     assert by_cluster.status_code == 200, by_cluster.text
@@ -527,7 +529,7 @@ def test_a_new_router_reaches_the_server_state(tree):
     assert 'unknown run' in error(client.get('/api/runs/nope/size'), 404)
 
 
-def test_job_runs_end_to_end(server, digits_options, monkeypatch):
+def test_job_runs_end_to_end(server, tree, digits_options, monkeypatch):
     r = server.post('/api/jobs', json=dict(
         config='digits/resnet18-slim_digits.py',
         checkpoint=osp.basename(DEMO_CHECKPOINT), max_num_samples=3,
@@ -541,7 +543,10 @@ def test_job_runs_end_to_end(server, digits_options, monkeypatch):
         time.sleep(1)
         job = server.get(f'/api/jobs/{job["id"]}').json()
     assert job['state'] == 'done', job
-    assert osp.isfile(osp.join(job['run_dir'], 'run.json'))
+    # relative to the server root, never a server path
+    run_dir = osp.join(tree['root'], job['run_dir'])
+    assert not osp.isabs(job['run_dir'])
+    assert osp.isfile(osp.join(run_dir, 'run.json'))
     assert job['run'].startswith('resnet18-slim_digits~tsne_')
     assert job['run'] in [x['id'] for x in
                           server.get('/api/runs').json()['runs']]
@@ -554,7 +559,7 @@ def test_job_runs_end_to_end(server, digits_options, monkeypatch):
     assert page.status_code == 200, page.text[:500]
     assert f'/api/runs/{job["run"]}/images/{{position}}?size=full' in \
         page.text.replace('\\/', '/')
-    assert osp.isfile(osp.join(job['run_dir'], 'index.html'))
+    assert osp.isfile(osp.join(run_dir, 'index.html'))
     thumb = server.get(f'/runs/{job["run"]}/thumbs/sheet_0.png')
     assert thumb.status_code == 200 and thumb.content[:4] == b'\x89PNG'
 

@@ -2,7 +2,7 @@
 import functools
 import glob
 import os.path as osp
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -12,7 +12,8 @@ from tsneviz.rundir.files import (CLUSTERS, LOGITS, MANIFEST, RERUN, TABLE,
                                   neighbors_file, plot_file)
 from tsneviz.rundir.io import check_array, load_array, read_table
 from tsneviz.rundir.manifest import read_manifest
-from tsneviz.rundir.schema import TABLE_COLUMNS, typed_column
+from tsneviz.rundir.schema import (INT, TABLE_COLUMNS, column_kind,
+                                   typed_column)
 
 
 class Run:
@@ -61,6 +62,9 @@ class Run:
             if column.dtype == object or np.isnan(column).any():
                 raise UserError(f'{table_path} has empty or non-numeric '
                                 f'{name} values: it is damaged; {RERUN}')
+        for name, column in self.table.items():
+            _check_whole(table_path, name, column, self._text[name],
+                         self.keys)
 
     def check_arrays(self) -> None:
         """Check every feature and layout array from its header.
@@ -166,6 +170,8 @@ class Run:
             raise UserError(f'{path} has {len(found["indices"])} rows, the '
                             f'run {len(self)} samples; run the neighbors '
                             'step again')
+        _check_neighbors(path, found['indices'], found['distances'],
+                         len(self))
         return found
 
     def clusters(self) -> Optional[Dict[str, List[str]]]:
@@ -204,8 +210,22 @@ class Run:
                           mmap=True)
 
     def coords(self, key: Optional[str] = None) -> np.ndarray:
-        """(N, 2 or 3) layout of ``key`` (``<method>_<key>.npy``)."""
-        return load_array(self._coords(self.key(key)), len(self), ndim=2)
+        """(N, 2 or 3) layout of ``key`` (``<method>_<key>.npy``).
+
+        Raises:
+            UserError: The file is damaged, has not 2 or 3 columns, or
+                holds a coordinate that is not a finite number.
+        """
+        path = self._coords(self.key(key))
+        coords = load_array(path, len(self), ndim=2)
+        if coords.shape[1] not in (2, 3) or coords.dtype.kind not in 'iuf':
+            raise UserError(f'{path} holds {coords.shape[1]} columns of '
+                            f'{coords.dtype}, not 2 or 3 coordinates; '
+                            f'{RERUN}')
+        if not np.isfinite(coords).all():
+            raise UserError(f'{path} holds coordinates that are not finite '
+                            f'numbers; {RERUN}')
+        return coords
 
     @property
     def analysis(self) -> Dict[str, dict]:
@@ -297,3 +317,46 @@ class Run:
             raise UserError(f'index {index} is out of range: the run has '
                             f'{len(self)} samples (0..{len(self) - 1})')
         return index
+
+
+# Whole numbers a float64 holds exactly (and a browser's JSON reader too).
+_MAX_WHOLE = 2 ** 53
+
+
+def _check_whole(path: str, name: str, column: np.ndarray,
+                 text: Sequence[str], keys: Sequence[str]) -> None:
+    """An int column of ``samples.csv`` holds whole numbers (or blanks).
+
+    Every reader turns them into ints: ``1e400`` (infinite as a float) or
+    ``2.5`` would fail there, or silently become another number.
+    """
+    if column_kind(name, keys) != INT or column.dtype != np.float64:
+        return
+    with np.errstate(invalid='ignore'):
+        bad = ~np.isnan(column) & ((np.abs(column) > _MAX_WHOLE) |
+                                   (column != np.round(column)))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f'{path} has {name} values that are not whole '
+                        f'numbers (such as {text[row]!r} in row {row + 1}): '
+                        f'it is damaged; {RERUN}')
+
+
+def _check_neighbors(path: str, indices: np.ndarray, distances: np.ndarray,
+                     n: int) -> None:
+    """Stored neighbours are sample positions of the run, at distances."""
+    again = 'run the neighbors step again'
+    if indices.ndim != 2 or indices.dtype.kind not in 'iu':
+        raise UserError(f'{path}: indices are {indices.dtype} of shape '
+                        f'{indices.shape}, not a table of sample positions; '
+                        f'{again}')
+    if distances.shape != indices.shape or distances.dtype.kind != 'f':
+        raise UserError(f'{path}: distances are {distances.dtype} of shape '
+                        f'{distances.shape}, not one number per neighbour '
+                        f'{indices.shape}; {again}')
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise UserError(f'{path}: indices hold positions outside 0..{n - 1} '
+                        f'(the run has {n} samples); {again}')
+    if not np.isfinite(distances).all():
+        raise UserError(f'{path}: distances hold values that are not finite '
+                        f'numbers; {again}')

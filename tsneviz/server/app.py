@@ -36,7 +36,8 @@ from tsneviz.server.jobs import MAX_QUEUE, JobManager
 from tsneviz.server.routes import ROUTERS
 from tsneviz.server.runs import RunIndex
 from tsneviz.server.security import (BodyLimit, LoopbackHostGuard,
-                                     OriginGuard, PathGuard, TokenGuard)
+                                     OriginGuard, PathGuard, SecurityHeaders,
+                                     TokenGuard)
 from tsneviz.server.state import StateDir
 
 __all__ = ['create_app', 'MAX_BODY_BYTES', 'BODY_TIMEOUT_S', 'NotFound',
@@ -128,9 +129,10 @@ def create_app(root: str, configs_dir: Optional[str] = None,
     for router in ROUTERS:
         app.include_router(router)
 
-    # Outermost first on the way in: path, host, origin, token, then body
-    # size and time, so an unauthenticated client cannot make the server
-    # buffer a body. (add_middleware puts each one outside the previous.)
+    # Outermost first on the way in: headers, path, host, origin, token,
+    # then body size and time, so an unauthenticated client cannot make the
+    # server buffer a body. (add_middleware puts each one outside the
+    # previous.)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes,
                        timeout=body_timeout)
     app.add_middleware(TokenGuard, token=token)
@@ -138,6 +140,9 @@ def create_app(root: str, configs_dir: Optional[str] = None,
     if not token:
         app.add_middleware(LoopbackHostGuard)
     app.add_middleware(PathGuard)
+    # outermost: the refusals of the guards carry the headers too
+    app.add_middleware(SecurityHeaders, docs=(
+        app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     return app
 
 

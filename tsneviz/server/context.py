@@ -10,17 +10,18 @@ import os
 import os.path as osp
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated, Dict, Optional, Sequence
+from typing import Annotated, Any, Dict, List, Optional, Sequence
 
 from fastapi import Depends, Request
 
 from tsneviz import rundir
 from tsneviz.rundir import Run
 from tsneviz.server import models as m
-from tsneviz.server.errors import NotFound
+from tsneviz.server.errors import Forbidden, NotFound
+from tsneviz.server.images import dataset_root
 from tsneviz.server.jobs import JobManager
 from tsneviz.server.runs import RunIndex
-from tsneviz.server.security import strip_paths
+from tsneviz.server.security import relative_name, strip_paths
 
 __all__ = ['ServerSettings', 'ServerState', 'server_state', 'ServerDep',
            'ERRORS', 'EXPLORER', 'message']
@@ -127,20 +128,61 @@ class ServerState:
         return index
 
     def summary(self, run_id: str) -> m.RunSummary:
-        """The listing entry of a run."""
+        """The listing entry of a run (its paths as names, see
+        :func:`~tsneviz.server.security.relative_name`)."""
         run = self.run(run_id)
         man = run.manifest
+        config = man.get('config')
         return m.RunSummary(
-            id=run_id, path=run.path, created=man.get('created'),
-            config=man.get('config'), n_samples=len(run), keys=run.keys,
+            id=run_id, path=relative_name(run.path, self.runs.root),
+            created=man.get('created'),
+            config=relative_name(config, self.settings.configs_dir)
+            if isinstance(config, str) else None,
+            n_samples=len(run), keys=run.keys,
             classes=[str(c) for c in run.classes] if run.classes else None,
             clustered=run.has(rundir.CLUSTERS),
             has_explorer=osp.isfile(osp.join(run.path, EXPLORER)),
             explorer_url=f'/runs/{run_id}/')
 
     def public_job(self, job: dict) -> dict:
-        """A job record as sent: its error names no server path."""
-        return dict(job, error=self.scrub(job.get('error')))
+        """A job record as sent: its run folder relative to the root, and
+        its error naming no server path."""
+        return dict(job, error=self.scrub(job.get('error')),
+                    run_dir=relative_name(job.get('run_dir'),
+                                          self.runs.root))
+
+    def public_samples(self, run: Run, samples: List[dict]) -> List[dict]:
+        """Samples as sent: each ``img_path`` relative to the run's dataset
+        root (an image elsewhere by its file name only)."""
+        root = _image_root(run)
+        return [dict(s, img_path=relative_name(s['img_path'], root))
+                for s in samples]
+
+    def public_manifest(self, run: Run) -> dict:
+        """``run.json`` as served: its paths named as error messages name
+        them (:meth:`scrub`), with the run's own folder as ``.`` and its
+        dataset root as ``<data-root>``."""
+        folders = {**self._folders, _image_root(run): '<data-root>',
+                   run.path: '.'}
+
+        def public(value: Any) -> Any:
+            if isinstance(value, str):
+                return strip_paths(value, folders)
+            if isinstance(value, dict):
+                return {k: public(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [public(v) for v in value]
+            return value
+
+        return public(run.manifest)
+
+
+def _image_root(run: Run) -> Optional[str]:
+    # where a run's images are named from; None: it records none
+    try:
+        return dataset_root(run)
+    except Forbidden:
+        return None
 
 
 async def server_state(request: Request) -> ServerState:

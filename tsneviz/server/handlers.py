@@ -19,6 +19,7 @@ from tsneviz.server.context import message
 from tsneviz.server.errors import TooManyRequests, status_of
 from tsneviz.server.jobs import UnknownJob
 from tsneviz.server.runs import UnknownRun
+from tsneviz.server.security import SANDBOX_POLICY, SECURITY_HEADERS
 
 __all__ = ['add_error_handlers', 'validation_detail']
 
@@ -64,9 +65,12 @@ async def _http_error(request: Request, err: StarletteHTTPException):
 async def _bug(request: Request, err: Exception):
     log.exception('internal error on %s %s', request.method,
                   request.url.path)
+    # sent past the middleware (Starlette's outermost layer calls this):
+    # the headers SecurityHeaders adds to every other response are set here
     return JSONResponse({'detail': _scrub(
         request, f'internal error: {type(err).__name__}: {message(err)}')},
-        500)
+        500, headers={**SECURITY_HEADERS,
+                      'Content-Security-Policy': SANDBOX_POLICY})
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -3,6 +3,10 @@
 Indices: ``position`` is a row of ``samples.csv`` (0..N-1), what the URL's
 ``{index}`` means; ``index`` is the sample's index in the DATASET (the
 ``index`` column), what selection files and exports hold.
+
+Paths: no response names an absolute server path. A path is relative to
+the server root, to the run directory or to the run's dataset root, as
+each field says (:func:`tsneviz.server.security.relative_name`).
 """
 from typing import Dict, List, Literal, Optional, Union
 
@@ -15,7 +19,7 @@ __all__ = ['Error', 'RunSummary', 'RunList', 'Point', 'Points', 'Neighbor',
            'Selections', 'SplitsIn', 'Splits', 'TsneIn', 'JobIn', 'Job',
            'Jobs', 'BrokenRun', 'SelectionSummary', 'MAX_SELECTION',
            'MAX_PAGE', 'MAX_SELECTION_PAGE', 'MAX_WORKERS', 'MAX_BATCH',
-           'MAX_THREADS', 'MAX_PCA_DIMS', 'MAX_ITER']
+           'MAX_THREADS', 'MAX_PCA_DIMS', 'MAX_ITER', 'MAX_SEED']
 
 #: Most indices one selection may hold.
 MAX_SELECTION = 100_000
@@ -29,6 +33,9 @@ MAX_SELECTION_PAGE = 500
 MAX_WORKERS = 8
 #: Largest batch of a job.
 MAX_BATCH = 1024
+#: Largest seed: what numpy's RandomState, scikit-learn and openTSNE take
+#: (numpy's Generator and torch take more, but a job's seed reaches all).
+MAX_SEED = 2 ** 32 - 1
 # The t-SNE caps (MAX_THREADS, MAX_PCA_DIMS, MAX_ITER) are in
 # tsneviz.server.layout, with the fields they cap.
 
@@ -47,9 +54,14 @@ class Error(BaseModel):
 class RunSummary(BaseModel):
     id: str = Field(description='run id: path under the server root, '
                     '"/" written as "~"')
-    path: str
+    path: str = Field(description='the run directory relative to the '
+                      'server root ("." when the root is the run)')
     created: Optional[str] = None
-    config: Optional[str] = None
+    config: Optional[str] = Field(None, description='the config the run was '
+                                  'made from: its name relative to the '
+                                  'server\'s configs directory when it lies '
+                                  'there (as POST /api/jobs takes it), else '
+                                  '"…/<file name>"')
     n_samples: int
     keys: List[str]
     classes: Optional[List[str]] = None
@@ -71,10 +83,15 @@ class RunList(BaseModel):
                                     'directories that cannot be read')
 
 
+#: What ``img_path`` in a response is.
+IMG_PATH = ('the image relative to the run\'s dataset root; one outside '
+            'it as "…/<file name>"')
+
+
 class Point(BaseModel):
     position: int = Field(description='row of samples.csv (0..N-1)')
     index: int = Field(description='index in the dataset')
-    img_path: str
+    img_path: str = Field(description=IMG_PATH)
     gt_label: int
     gt_class: Optional[str] = None
     pred_label: Optional[int] = None
@@ -100,7 +117,7 @@ class Points(BaseModel):
 class Neighbor(BaseModel):
     position: int
     index: int
-    img_path: str
+    img_path: str = Field(description=IMG_PATH)
     gt_label: int
     gt_class: Optional[str] = None
     pred_label: Optional[int] = None
@@ -179,15 +196,18 @@ class SplitsIn(_Strict):
     val_ratio: float = Field(gt=0, lt=1)
     by: Literal['cluster', 'class'] = 'cluster'
     dup_threshold: Union[float, Literal['auto']] = 'auto'
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     key: Optional[str] = None
 
 
 class Splits(BaseModel):
     run: str
-    train: str
-    val: str
-    duplicates: str
+    train: str = Field(description='annotation file, relative to the run '
+                       'directory')
+    val: str = Field(description='annotation file, relative to the run '
+                     'directory')
+    duplicates: str = Field(description='near-duplicate pairs, relative to '
+                            'the run directory')
     n_train: int
     n_val: int
     n_duplicate_pairs: int
@@ -210,7 +230,7 @@ class JobIn(_Strict):
     max_num_class: int = Field(20, ge=1, le=10_000)
     max_num_samples: int = Field(100, ge=1, le=100_000)
     sampling: Literal['random', 'first'] = 'random'
-    seed: Optional[int] = None
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
     batch_size: Optional[int] = Field(None, ge=1, le=MAX_BATCH)
     num_workers: Optional[int] = Field(None, ge=0, le=MAX_WORKERS)
     token_pool: Literal['mean', 'cls'] = 'mean'
@@ -241,7 +261,8 @@ class Job(BaseModel):
                                     'run\'s log (tsne.log, umap.log or '
                                     'pca.log) while it runs')
     run: Optional[str] = Field(None, description='run id when done')
-    run_dir: Optional[str] = None
+    run_dir: Optional[str] = Field(None, description='its run directory, '
+                                   'relative to the server root')
     error: Optional[str] = None
 
 

@@ -3,8 +3,10 @@
 A run's id is its path relative to the root with ``/`` written as ``~``
 (``resnet18-slim_digits~tsne_20261123_150348``): one URL segment, so routes
 such as ``/api/runs/{run}/points`` stay unambiguous, and made only of
-characters that need no escaping. When the root is itself a run directory
-the id is its folder name.
+characters that need no escaping. A folder whose name holds ``~`` is not
+searched (and a warning says so): ``c1~run`` would take the id of
+``c1/run``. When the root is itself a run directory the id is its folder
+name.
 
 Requests name runs only by id, looked up in what discovery found: a path
 from a request never reaches the file system, so ``..`` in a run id is
@@ -14,11 +16,12 @@ A run directory whose files cannot be read (``run.json`` that is not an
 object, an empty ``samples.csv``) is :class:`BrokenRun` for the requests
 that name it, and listed as broken: it never breaks the others.
 """
+import logging
 import os
 import os.path as osp
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from tsneviz.errors import UserError
 from tsneviz.rundir import MANIFEST, TABLE, Run
@@ -37,6 +40,7 @@ MAX_DEPTH = 3
 # Seconds a listing is reused; an unknown id always triggers a new scan,
 # so a run that a job just finished is found at once.
 _TTL = 2.0
+log = logging.getLogger('tsneviz.server')
 
 
 class UnknownRun(UserError):
@@ -48,8 +52,9 @@ class RunIndex:
 
     Args:
         root (str): A run directory or a folder holding runs (searched
-            :data:`MAX_DEPTH` levels deep; hidden folders and symlinked
-            folders are not followed, and nothing below a run is searched).
+            :data:`MAX_DEPTH` levels deep; hidden folders, symlinked
+            folders and folders whose name holds :data:`SEP` are not
+            followed, and nothing below a run is searched).
 
     Examples:
         >>> index = RunIndex('work_dirs')
@@ -69,6 +74,7 @@ class RunIndex:
         self._found: Dict[str, str] = {}
         self._scanned = 0.0
         self._runs: Dict[str, Tuple[tuple, Run]] = {}
+        self._skipped: Set[str] = set()  # warned about once each
 
     def _scan(self) -> Dict[str, str]:
         if self.single:
@@ -82,9 +88,23 @@ class RunIndex:
                 dirs[:] = []  # a run's subfolders are its outputs
                 continue
             # os.walk does not follow symlinked folders (followlinks=False)
-            dirs[:] = sorted(d for d in dirs if not d.startswith('.')) \
+            dirs[:] = sorted(d for d in dirs if not d.startswith('.') and
+                             self._usable(folder, d)) \
                 if depth < MAX_DEPTH else []
         return found
+
+    def _usable(self, folder: str, name: str) -> bool:
+        """Whether a folder's name can be part of a run id."""
+        if SEP not in name:
+            return True
+        path = osp.join(folder, name)
+        if path not in self._skipped:
+            self._skipped.add(path)
+            log.warning('not serving the runs in %s: %r in a folder name '
+                        'would make run ids ambiguous (it stands for "/" in '
+                        'them); rename the folder', osp.relpath(
+                            path, self.root), SEP)
+        return False
 
     def found(self, refresh: bool = False) -> Dict[str, str]:
         """Id → run directory of every complete run, scanned if stale."""

@@ -15,11 +15,16 @@
   whole body within a few seconds (a slow client holds a connection).
 - :class:`TokenGuard`: with a token set, every request must carry it.
 - :class:`LoopbackHostGuard`: without a token, only requests addressed to
-  a loopback host name are served (DNS rebinding).
+  a loopback host name and the server's own port are served (DNS
+  rebinding); :func:`parse_host` reads a ``Host`` header strictly.
+- :class:`SecurityHeaders`: every response says ``nosniff`` and carries a
+  Content-Security-Policy, so that a file of a run (written by anyone) can
+  never script the API from the server's origin.
 - :class:`OriginGuard`: a request that changes state (POST, DELETE, ...)
   sent by another web site's page gets 403 (cross-site request forgery).
 - :class:`PathGuard`: a NUL byte in the URL path is a 400.
-- :func:`strip_paths`: error messages name no absolute server path.
+- :func:`strip_paths`: error messages name no absolute server path;
+  :func:`relative_name`: neither do the paths in successful responses.
 - :func:`is_loopback`: whether a ``--host`` is reachable only locally;
   :func:`weak_token`: why a ``--token`` is easy to guess, if it is.
 """
@@ -31,17 +36,18 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tsneviz.errors import UserError
 from tsneviz.rundir import write_error
 
 __all__ = ['Forbidden', 'contained', 'resolve_inside', 'real_folder',
-           'is_loopback',
-           'weak_token', 'strip_paths', 'BodyLimit', 'TokenGuard',
-           'LoopbackHostGuard', 'OriginGuard', 'PathGuard', 'TOKEN_COOKIE',
-           'LOOPBACK_NAMES', 'MIN_TOKEN_LENGTH']
+           'is_loopback', 'weak_token', 'strip_paths', 'relative_name',
+           'parse_host', 'BodyLimit', 'TokenGuard', 'LoopbackHostGuard',
+           'OriginGuard', 'PathGuard', 'SecurityHeaders', 'TOKEN_COOKIE',
+           'LOOPBACK_NAMES', 'MIN_TOKEN_LENGTH', 'SANDBOX_POLICY',
+           'EXPLORER_POLICY', 'DOCS_POLICY', 'SECURITY_HEADERS']
 
 #: Cookie set when a page is opened with ``?token=``: the page's own
 #: relative requests (thumbnails, images) then carry the token without it
@@ -53,6 +59,35 @@ LOOPBACK_NAMES = ('localhost', '127.0.0.1', '::1')
 MIN_TOKEN_LENGTH = 16
 # ... and so does one of fewer distinct characters ('aaaaaaaaaaaaaaaa').
 _MIN_TOKEN_SYMBOLS = 6
+
+# A run directory may have been written by someone else, and every file in
+# it is served from the server's own origin: an .html or .svg there would
+# otherwise run its scripts with the right to call the API.
+#: Content-Security-Policy of every response but the explorer page and the
+#: API docs: no script runs in it, it has an origin of its own (so it can
+#: reach no other page of the server), it loads nothing but images and
+#: styles, and no page may frame it. Run files, reports (whose images are
+#: data: URIs) and JSON read the same with it.
+SANDBOX_POLICY = ("sandbox; default-src 'none'; img-src 'self' data:; "
+                  "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+#: The explorer page's: its own scripts run (inline, and the run's
+#: ``explorer/*.js``), but it may send no request of its own (fetch, XHR,
+#: beacons, forms), start no worker (whose script would bring its own
+#: policy) and be framed by no page. The page needs none of these: it is
+#: made to work from file://, where they are blocked too; it only loads
+#: scripts and images. So a page that someone else wrote into a run can
+#: read what any page of the run can show, but cannot change anything.
+EXPLORER_POLICY = ("connect-src 'none'; form-action 'none'; "
+                   "worker-src 'none'; object-src 'none'; base-uri 'self'; "
+                   "frame-ancestors 'none'")
+#: The API docs' (Swagger UI, ReDoc: scripts from their CDN that call the
+#: API): not framed, and opened in a browsing context group of their own
+#: (``Cross-Origin-Opener-Policy``), so that no other page of the server
+#: can open them and use their scripts.
+DOCS_POLICY = "frame-ancestors 'none'"
+#: Headers every response carries: no content-type sniffing (a .txt or
+#: .json of a run is never run as HTML or script).
+SECURITY_HEADERS = {'X-Content-Type-Options': 'nosniff'}
 
 
 class Forbidden(UserError):
@@ -215,6 +250,35 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: may resolve to anything
 
 
+# A Host header (RFC 9110 7.2): a bracketed IPv6 literal or a host name /
+# IPv4 address, then an optional port. Nothing else: '[::1]evil.com' and
+# 'user@localhost' are no hosts.
+_HOST = re.compile(r'(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]'
+                   r'|(?P<name>[A-Za-z0-9._-]+))'
+                   r'(?::(?P<port>[0-9]{1,5}))?')
+
+
+def parse_host(value: str) -> Optional[Tuple[str, Optional[int]]]:
+    """``(host, port)`` of a ``Host`` header, or None when it is not one.
+
+    Strict: a bracketed IPv6 literal or a name, then ``:port`` or nothing.
+
+    Examples:
+        >>> parse_host('[::1]:8000'), parse_host('localhost')
+        (('::1', 8000), ('localhost', None))
+        >>> parse_host('[::1]evil.com') is None
+        True
+    """
+    match = _HOST.fullmatch(value)
+    if match is None:
+        return None
+    port = match.group('port')
+    if port is not None and not 0 < int(port) < 65536:
+        return None
+    return (match.group('ip6') or match.group('name'),
+            None if port is None else int(port))
+
+
 def weak_token(token: str) -> Optional[str]:
     """Why ``token`` is easy to guess, or None when it is not.
 
@@ -280,6 +344,39 @@ def strip_paths(text: str, folders: Dict[str, str]) -> str:
         return f'…/{name}' if name else '…'
 
     return _ABS_PATH.sub(last, text)
+
+
+def relative_name(path: Optional[str], folder: Optional[str]) -> \
+        Optional[str]:
+    """``path`` as a client may see it: no absolute server path.
+
+    A path inside ``folder`` becomes relative to it (POSIX separators,
+    ``'.'`` for the folder itself); any other absolute path becomes
+    ``…/<its last component>``, as :func:`strip_paths` writes it. The test
+    is on the text (no file is touched): it names, it grants nothing.
+
+    Args:
+        path (str, optional): A path; None and '' are returned unchanged.
+        folder (str, optional): The folder it is told relative to.
+
+    Examples:
+        >>> relative_name('/data/digits/val/0/1.png', '/data/digits')
+        'val/0/1.png'
+        >>> relative_name('/etc/x/y.py', '/data/digits')
+        '…/y.py'
+    """
+    if not path:
+        return path
+    norm = osp.normpath(path)
+    if folder and osp.isabs(norm):
+        rel = osp.relpath(norm, osp.normpath(folder))
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            return rel.replace(os.sep, '/')
+    elif not osp.isabs(norm) and norm != os.pardir and \
+            not norm.startswith(os.pardir + os.sep):
+        return norm.replace(os.sep, '/')  # relative already: nothing shown
+    name = norm.rstrip(os.sep).rsplit(os.sep, 1)[-1]
+    return f'…/{name}' if name else '…'
 
 
 async def _send_json(send, status: int, detail: str, headers=()) -> None:
@@ -430,30 +527,46 @@ class TokenGuard:
 
 
 class LoopbackHostGuard:
-    """ASGI middleware: serve only requests whose ``Host`` is loopback.
+    """ASGI middleware: serve only requests whose ``Host`` is this server.
 
     Used when no token is set (the server then listens on loopback only).
     A web page from elsewhere can still make the browser talk to
     127.0.0.1 through a DNS name it re-points there (DNS rebinding); such
-    requests carry the attacker's host name, so they are refused.
+    requests carry the attacker's host name, so they are refused. The
+    ``Host`` must be a loopback name or address (read strictly, by
+    :func:`parse_host`) and, when it names a port, the port the request
+    came in on. One without a port passes: a browser always names the
+    port unless it is the scheme's default, so only other clients (curl,
+    scripts) leave it out on any other.
     """
 
     def __init__(self, app):
         self.app = app
+
+    def _accepted(self, scope, host: str) -> bool:
+        parsed = parse_host(host)
+        if parsed is None:
+            return False
+        name, port = parsed
+        if name.lower() not in LOOPBACK_NAMES and not is_loopback(name):
+            return False
+        server = scope.get('server')
+        if port is None or not server or server[1] is None:
+            return True  # no port named, or none to compare (Unix socket)
+        return port == server[1]
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http':
             return await self.app(scope, receive, send)
         host = dict(scope.get('headers', ())).get(b'host', b'').decode(
             'latin-1')
-        # strip the port; keep an IPv6 literal's brackets out
-        name = host[1:host.find(']')] if host.startswith('[') else \
-            host.rsplit(':', 1)[0]
-        if name.lower() in LOOPBACK_NAMES or is_loopback(name):
+        if self._accepted(scope, host):
             return await self.app(scope, receive, send)
+        server = scope.get('server')
+        port = f' on port {server[1]}' if server and server[1] else ''
         await _send_json(send, 421, f'host {host!r} is not served: without '
                          'a token the server answers only requests to '
-                         'localhost / 127.0.0.1')
+                         f'localhost / 127.0.0.1 / [::1]{port}')
 
 
 class OriginGuard:
@@ -507,6 +620,47 @@ class PathGuard:
             return await _send_json(send, 400, 'invalid URL: a NUL byte in '
                                     'the path')
         return await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` and a policy on every
+    response.
+
+    A response that sets its own ``Content-Security-Policy`` (the explorer
+    page: :data:`EXPLORER_POLICY`) keeps it; the paths in ``docs`` get
+    :data:`DOCS_POLICY` and ``Cross-Origin-Opener-Policy: same-origin``;
+    every other response gets :data:`SANDBOX_POLICY`.
+
+    Args:
+        app: The ASGI application.
+        docs (Iterable[str]): Paths of the API docs pages.
+    """
+
+    def __init__(self, app, docs: Iterable[str] = ()):
+        self.app = app
+        self.docs = {d for d in docs if d}
+        self.always = [(k.lower().encode('latin-1'), v.encode('latin-1'))
+                       for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        if scope['path'] in self.docs:
+            extra = [(b'content-security-policy', DOCS_POLICY.encode()),
+                     (b'cross-origin-opener-policy', b'same-origin')]
+        else:
+            extra = [(b'content-security-policy', SANDBOX_POLICY.encode())]
+
+        async def send_with_headers(message):
+            if message['type'] == 'http.response.start':
+                headers = list(message.get('headers', ()))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.always + extra
+                            if k not in names]
+                message = dict(message, headers=headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _cookie(header: bytes) -> Optional[bytes]:

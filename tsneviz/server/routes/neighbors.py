@@ -33,4 +33,5 @@ def neighbors(run: str, srv: ServerDep,
         raise Unprocessable(str(err)) from None
     # query's index is a POSITION, as here
     found = query(r.path, index=index, k=k, key=key)
-    return dict(run=run, position=index, k=k, neighbors=found)
+    return dict(run=run, position=index, k=k,
+                neighbors=srv.public_samples(r, found))

@@ -2,20 +2,26 @@
 
 Below ``/runs/{run}/`` the run directory's files (thumbnails, plots) are
 served by relative path; hidden names and anything outside the run are
-refused. None of these routes is in the OpenAPI spec: they are pages, not
-API.
+refused, and ``run.json`` is served with its paths as names. None of these
+routes is in the OpenAPI spec: they are pages, not API.
+
+The explorer page is the one page of a run whose scripts run, and
+:data:`~tsneviz.server.security.EXPLORER_POLICY` lets them only show the
+run (no request of their own); every run file is served sandboxed
+(:class:`~tsneviz.server.security.SecurityHeaders`).
 """
 import html
 import os.path as osp
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse,
+                               RedirectResponse)
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import EXPLORER_DATA, THUMBS
+from tsneviz.rundir import EXPLORER_DATA, MANIFEST, THUMBS
 from tsneviz.server.context import EXPLORER, ServerDep
 from tsneviz.server.errors import Forbidden, NotFound
-from tsneviz.server.security import contained, real_folder
+from tsneviz.server.security import EXPLORER_POLICY, contained, real_folder
 
 __all__ = ['router']
 
@@ -51,7 +57,15 @@ def page(run: str, srv: ServerDep):
     with open(path, encoding='utf-8') as f:
         text = f.read()
     return HTMLResponse(_served_page(text, run),
-                        headers={'Cache-Control': 'no-cache'})
+                        headers={'Cache-Control': 'no-cache',
+                                 'Content-Security-Policy': EXPLORER_POLICY})
+
+
+@router.get(f'/runs/{{run}}/{MANIFEST}')
+def manifest(run: str, srv: ServerDep):
+    # run.json records where the run's dataset, config and files are:
+    # served, those paths are names, as in every other response
+    return JSONResponse(srv.public_manifest(srv.run(run)))
 
 
 @router.get('/runs/{run}/{file:path}')

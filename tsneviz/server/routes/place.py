@@ -170,8 +170,9 @@ def place(run: str, srv: ServerDep,
         except UserError as err:
             # the temporary file's path means nothing to the client
             raise Unprocessable(str(err).replace(path, name)) from None
-    neighbors = [describe_sample(r, int(i), max(float(d), 0.0))
-                 for i, d in zip(placed.neighbors[0], placed.distances[0])]
+    neighbors = srv.public_samples(r, [
+        describe_sample(r, int(i), max(float(d), 0.0))
+        for i, d in zip(placed.neighbors[0], placed.distances[0])])
     coords = [float(v) for v in placed.coords[0]]
     space = r.label_space
     vote = int(placed.map_vote[0])

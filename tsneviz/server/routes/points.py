@@ -1,4 +1,5 @@
 """``GET /api/runs/{run}/points``: coordinates and columns, paged."""
+import math
 from typing import Optional
 
 from fastapi import APIRouter, Query
@@ -14,8 +15,10 @@ router = APIRouter(tags=['runs'])
 
 
 def _number(value) -> Optional[float]:
-    # NaN (an empty cell) is not JSON: it is sent as null
-    return None if value is None or value != value else float(value)
+    # NaN (an empty cell) and infinities (an infinite loss) are not JSON:
+    # they are sent as null
+    return None if value is None or not math.isfinite(value) \
+        else float(value)
 
 
 def _class_name(name_of, label: Optional[int]) -> Optional[str]:
@@ -61,4 +64,4 @@ def points(run: str, srv: ServerDep, offset: int = Query(0, ge=0),
             x=float(coords[p, 0]), y=float(coords[p, 1]),
             z=float(coords[p, 2]) if coords.shape[1] > 2 else None))
     return dict(run=run, key=key, total=len(r), offset=offset, limit=limit,
-                points=rows)
+                points=srv.public_samples(r, rows))

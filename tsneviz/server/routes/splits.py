@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from tsneviz.rundir import SPLITS
 from tsneviz.server import models as m
 from tsneviz.server.context import ERRORS, ServerDep
-from tsneviz.server.security import real_folder
+from tsneviz.server.security import real_folder, relative_name
 
 __all__ = ['router']
 
@@ -26,4 +26,7 @@ def post_splits(run: str, body: m.SplitsIn, srv: ServerDep):
                              dup_threshold=body.dup_threshold,
                              seed=body.seed, out_dir=out_dir, key=body.key)
     strata = {str(k): v for k, v in result['strata'].items()}
-    return dict(result, run=run, strata=strata)
+    # the files by their names in the run, not by server path
+    files = {name: relative_name(result[name], r.path)
+             for name in ('train', 'val', 'duplicates')}
+    return dict(result, run=run, strata=strata, **files)

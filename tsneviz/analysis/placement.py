@@ -33,7 +33,8 @@ import numpy as np
 
 from tsneviz.errors import UserError
 from tsneviz.rundir import (COORD_AXES, Run, atomic_write, coord_column,
-                            read_table, update_manifest, write_table)
+                            flat_view_note, read_table, update_manifest,
+                            write_table)
 
 __all__ = ['PLACED_DIR', 'VOTE_K', 'Placement', 'place_images',
            'place_features', 'project', 'list_images', 'read_labels',
@@ -594,6 +595,9 @@ def _plot_layer(run: Run, placed: Placement, name: str, out: str) -> None:
                c=colors, edgecolors='black', linewidths=0.25)
     method = {'tsne': 't-SNE', 'pca': 'PCA'}.get(run.method, run.method)
     title = f'{name}: {len(placed)} placed on the {method} map'
+    note = flat_view_note(coords.shape[1])
+    if note:
+        title += f' ({note})'
     agreement = placed.agreement()
     if agreement is not None:
         title += f'\n{VOTE_K}-NN map class = label: {agreement:.1%}'

@@ -102,3 +102,98 @@ def test_reliability_figure_and_report_of_a_3d_run_say_so(maps,
         plot_reliability(run.coords(), np.full(len(run), 0.5), [],
                          str(tmp_path / f'{name}.png'), title='reliability')
     assert titles == [f'reliability\n{NOTE}', 'reliability']
+
+
+# 14. Images a folder scan leaves out are named ---------------------------
+
+
+def _class_folders(root, digits_root, extra=True):
+    """A two-class folder of 6 PNGs each; with ``extra``, 2 WEBP and a GIF
+    in class 0 and files that are no samples (a note, a hidden image)."""
+    for label in ('0', '1'):
+        source = osp.join(digits_root, 'val', label)
+        target = osp.join(root, label)
+        os.makedirs(target)
+        for name in sorted(os.listdir(source))[:6]:
+            shutil.copy(osp.join(source, name), target)
+    if extra:
+        folder = osp.join(root, '0')
+        first = osp.join(folder, sorted(os.listdir(folder))[0])
+        with Image.open(first) as img:
+            img.save(osp.join(folder, 'w1.webp'))
+            img.save(osp.join(folder, 'w2.webp'))
+            img.save(osp.join(folder, 'g.gif'))
+            img.save(osp.join(folder, '.hidden.gif'))
+        with open(osp.join(folder, 'notes.txt'), 'w') as f:
+            f.write('not an image\n')
+    return str(root)
+
+
+def _scan_lines(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == SCAN_LOG]
+
+
+def test_custom_dataset_names_the_images_it_skipped(tmp_path, digits_root,
+                                                    caplog):
+    from tsneviz.data import build_dataset
+
+    root = _class_folders(tmp_path / 'data', digits_root)
+    config = dict(dataset=dict(type='CustomDataset', data_root=root,
+                               pipeline=[]))
+    with caplog.at_level(logging.WARNING, logger=SCAN_LOG):
+        dataset = build_dataset(config)
+    assert len(dataset) == 12
+    [line] = _scan_lines(caplog)
+    assert line.startswith(f'3 image files were skipped under {root} '
+                           '(2 .webp, 1 .gif; e.g. 0/g.gif, 0/w1.webp, '
+                           '0/w2.webp)')
+    assert 'CustomDataset reads only .bmp, .jpeg, .jpg' in line
+    assert 'notes.txt' not in line and 'hidden' not in line
+    # the setting the line gives reads them all, and nothing is skipped
+    setting = line.split('test_dataloader.dataset.extensions=')[1]
+    config['dataset']['extensions'] = eval(setting)  # a tuple literal
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=SCAN_LOG):
+        assert len(build_dataset(config)) == 15
+    assert _scan_lines(caplog) == []
+
+
+def test_vis_tsne_on_a_folder_warns_of_skipped_images(tmp_path,
+                                                      digits_root):
+    # the demo config reads <data_root>/val
+    _class_folders(tmp_path / 'data' / 'val', digits_root)
+    work_dir = tmp_path / 'work'
+    done = _tool('vis_tsne.py', DEMO_CONFIG, '--checkpoint', DEMO_CHECKPOINT,
+                 '--work-dir', work_dir, '--perplexity', '3', '--analysis',
+                 '--cfg-options',
+                 f'test_dataloader.dataset.data_root={tmp_path / "data"}',
+                 'test_dataloader.num_workers=0',
+                 'test_dataloader.persistent_workers=False')
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    lines = [line for line in output.splitlines()
+             if 'were skipped' in line]
+    assert len(lines) == 1, output[-3000:]
+    assert '3 image files were skipped' in lines[0]
+    assert 'test_dataloader.dataset.extensions=' in lines[0]
+
+
+def test_image_folders_of_the_tools_name_skipped_images(tmp_path,
+                                                        digits_root, caplog):
+    from tsneviz.analysis.placement import list_images
+    from tsneviz.data.matrix import load_images
+
+    root = _class_folders(tmp_path / 'data', digits_root)
+    with caplog.at_level(logging.WARNING, logger=SCAN_LOG):
+        assert len(load_images(root, 14)) == 14  # .webp is read here
+        paths, _ = list_images(root)
+    assert len(paths) == 14
+    lines = _scan_lines(caplog)
+    assert len(lines) == 2
+    assert all(line.startswith('1 image file was skipped') and
+               '0/g.gif' in line for line in lines)
+    assert 'list every image in a text file' in lines[0]
+    assert 'pass that to --images' in lines[1]
+    # named directly, a GIF is an image, not a list file
+    gif = osp.join(root, '0', 'g.gif')
+    assert list_images(gif) == ([gif], [None])

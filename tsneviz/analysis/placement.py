@@ -31,6 +31,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from tsneviz.data.scan import (IMAGE_EXTENSIONS, image_files, is_image_name,
+                               warn_skipped)
 from tsneviz.errors import UserError
 from tsneviz.rundir import (COORD_AXES, Run, atomic_write, coord_column,
                             flat_view_note, read_table, update_manifest,
@@ -153,8 +155,6 @@ def list_images(sources: Union[str, Sequence[str]]) -> tuple:
         >>> paths[0], folders[0]
         ('/.../data/digits/train/0/0.png', '/.../data/digits/train')
     """
-    from tsneviz.data.matrix import IMAGE_EXTENSIONS
-
     if isinstance(sources, str):
         sources = [sources]
     paths: List[str] = []
@@ -162,15 +162,17 @@ def list_images(sources: Union[str, Sequence[str]]) -> tuple:
     for source in sources:
         source = osp.abspath(str(source))
         if osp.isdir(source):
-            found = sorted(
-                osp.join(root, f) for root, _, files in os.walk(source)
-                for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+            found, skipped = image_files(source)
+            warn_skipped(skipped, source, 'a folder given to --images gives '
+                         f'only {", ".join(IMAGE_EXTENSIONS)} files',
+                         'to place them, list them in a text file and pass '
+                         'that to --images')
             if not found:
                 raise UserError(f'no images found in {source}; pass a '
                                 'folder that holds image files')
             paths += found
             folders += [source] * len(found)
-        elif source.lower().endswith(IMAGE_EXTENSIONS):
+        elif is_image_name(source):  # named: any image format
             if not osp.isfile(source):
                 raise UserError(f'image not found: {source}')
             paths.append(source)

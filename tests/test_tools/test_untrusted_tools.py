@@ -197,3 +197,74 @@ def test_image_folders_of_the_tools_name_skipped_images(tmp_path,
     # named directly, a GIF is an image, not a list file
     gif = osp.join(root, '0', 'g.gif')
     assert list_images(gif) == ([gif], [None])
+
+
+# 14. place.py --labels: a folder is a class name, not an id --------------
+
+#: Class names, sorted as run_features sorts them: '2' is class 0, and
+#: the id 2 is class 'b'.
+NAMES = ['2', 'a', 'b', 'c', 'd', 'e', 'f', 'g', '中国', '日本']
+
+
+@pytest.fixture(scope='module')
+def named_run(tmp_path_factory, digits_root):
+    from tsneviz.apis import run_features
+    feats, labels, images = digits_sample(digits_root, PER_CLASS)
+    return run_features(feats, labels=[NAMES[y] for y in labels],
+                        images=images,
+                        work_dir=str(tmp_path_factory.mktemp('named')),
+                        tsne=dict(perplexity=10.0, n_iter=250), analysis=(),
+                        show_progress=False)
+
+
+def _folder_labels(run_dir, tmp_path, folder):
+    from tsneviz.analysis.placement import read_labels
+    from tsneviz.rundir import Run
+    image = str(tmp_path / 'new' / folder / 'x.png')
+    return read_labels('folder', [image], [str(tmp_path / 'new')],
+                       Run(run_dir))
+
+
+def test_a_numeric_folder_is_no_class_id_on_a_named_run(named_run,
+                                                        tmp_path):
+    from tsneviz.rundir import Run
+    assert Run(named_run).label_space.dataset_classes() == NAMES
+    with pytest.raises(UserError) as err:
+        _folder_labels(named_run, tmp_path, '1')
+    message = str(err.value)
+    assert "its folder '1' is not a class of the run" in message
+    assert '中国' in message and '\n' not in message
+    # names come first: a folder named after a class is that class
+    assert _folder_labels(named_run, tmp_path, '日本').tolist() == [9]
+    assert _folder_labels(named_run, tmp_path, '2').tolist() == [0]
+
+
+def test_a_label_that_is_a_name_and_another_id_is_refused(named_run,
+                                                          tmp_path):
+    from tsneviz.analysis.placement import read_labels
+    from tsneviz.rundir import Run
+    run = Run(named_run)
+    images = [str(tmp_path / 'x.png')]
+    assert read_labels(['中国'], images, [None], run).tolist() == [8]
+    assert read_labels(['3'], images, [None], run).tolist() == [3]
+    with pytest.raises(UserError) as err:
+        read_labels(['2'], images, [None], run)
+    message = str(err.value)
+    assert "label '2' is the name of class 0 and the id of class 2 ('b')" \
+        in message
+    assert '--labels without a file' in message and '\n' not in message
+
+
+def test_place_tool_refuses_an_ambiguous_label_in_one_line(named_run,
+                                                          tmp_path):
+    # feature rows take their labels from a file (folders need a model to
+    # read images, which this run has not: their case is read_labels' own)
+    np.save(tmp_path / 'rows.npy', np.zeros((1, 64), np.float32))
+    (tmp_path / 'labels.txt').write_text('2\n')
+    done = _tool('place.py', named_run, '--features', tmp_path / 'rows.npy',
+                 '--labels', tmp_path / 'labels.txt', cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert 'Traceback' not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    assert 'is the name of class 0 and the id of class 2' in lines[0]

@@ -192,14 +192,39 @@ def list_images(sources: Union[str, Sequence[str]]) -> tuple:
     return paths, folders
 
 
-def _label_id(value, names: Optional[List[str]], size: int,
-              where: str) -> int:
+def _label_id(value, names: Optional[List[str]], size: int, where: str,
+              folder: bool = False) -> int:
+    """The dataset class id a label names; one-line errors otherwise.
+
+    A class name comes first. A folder is named after its class (the
+    ``CustomDataset`` layout, which named the run's own classes), so on a
+    run whose classes have names a folder that names none is refused: a
+    folder ``1`` is not the class whose id is 1. A label of a file or a
+    list is a name, or an id where no class has it as name; one that is
+    the name of one class and the id of another is refused.
+    """
     text = str(value).strip()
-    if names is not None and text in names:
-        return names.index(text)
-    if re.fullmatch(r'\d+', text) and int(text) < size:
-        return int(text)
+    named = names.index(text) if names is not None and text in names \
+        else None
+    number = int(text) if re.fullmatch(r'\d+', text) and int(text) < size \
+        else None
+    if named is not None and number is not None and named != number and \
+            not folder:
+        raise UserError(
+            f'{where}: label {text!r} is the name of class {named} and the '
+            f'id of class {number} ({names[number]!r}); a labels file '
+            'cannot tell which: put the images in folders named after '
+            'their classes and pass --labels without a file')
+    if named is not None:
+        return named
+    if number is not None and not (folder and names is not None):
+        return number
     known = ', '.join(names[:10]) if names else f'0..{size - 1}'
+    if folder and names is not None:
+        raise UserError(f'{where}: its folder {text!r} is not a class of the '
+                        f'run (its classes: {known}); name each folder '
+                        'after its class, or pass a labels file of class '
+                        'names or ids')
     raise UserError(f'{where}: label {text!r} is not a class of the run '
                     f'(its classes: {known}); use a class name or id')
 
@@ -236,7 +261,7 @@ def read_labels(labels, images: Sequence[str],
                     f'cannot tell the label of {path} from its folder: '
                     'labels from folders need <folder>/<class>/<image> '
                     'under a folder given to --images; pass a labels file')
-            ids.append(_label_id(parts[0], names, size, path))
+            ids.append(_label_id(parts[0], names, size, path, folder=True))
         return np.asarray(ids, np.int64)
     if isinstance(labels, str):
         if not osp.isfile(labels):

@@ -268,3 +268,44 @@ def test_place_tool_refuses_an_ambiguous_label_in_one_line(named_run,
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ')
     assert 'is the name of class 0 and the id of class 2' in lines[0]
+
+
+# 14. compare.py follows one layout, and says when checkpoints repeat -----
+
+
+def test_checkpoints_of_mixed_layouts_are_refused(maps):
+    from tsneviz.compare import compare_checkpoints
+    for names, needle in (
+            (('tsne2', 'tsne3', 'pca'), 'tsne 3-D'),
+            (('tsne2', 'pca'), 'pca 2-D'),
+            (('tsne2', 'tsne3'), 'tsne 3-D')):
+        with pytest.raises(UserError) as err:
+            compare_checkpoints([maps[n] for n in names])
+        message = str(err.value)
+        assert message.startswith('the runs are laid out differently')
+        assert needle in message and '--method and --n-components' \
+            in message and '\n' not in message
+    done = _tool('compare.py', maps['tsne2'], maps['tsne3'], maps['pca'])
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        'error: the runs are laid out differently'), lines
+    assert not any(n.startswith('checkpoints_') for n in
+                   os.listdir(osp.dirname(maps['tsne2'])))
+
+
+def test_the_same_checkpoint_twice_is_warned(maps, tmp_path):
+    from tsneviz.compare import compare_checkpoints
+    from tsneviz.rundir import update_manifest
+    runs = []
+    for name in ('epoch_1', 'epoch_2'):
+        runs.append(shutil.copytree(maps['tsne2'], tmp_path / name))
+        update_manifest(runs[-1], {'checkpoint': dict(
+            path=f'/ckpt/{name}.pth', sha256='ab' * 32, trusted=False)})
+    result = compare_checkpoints(runs, out_dir=str(tmp_path / 'out'))
+    assert result['notes'][0] == (
+        'Warning: checkpoints 1, 2 (sha256 abababababab) are the same file: '
+        "their maps differ by the layout's chance alone; pass one run per "
+        'distinct checkpoint.')
+    md = open(result['files']['md'], encoding='utf-8').read()
+    assert result['notes'][0] in md

@@ -31,9 +31,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from tsneviz.data.scan import (IMAGE_EXTENSIONS, image_files, is_image_name,
+                               warn_skipped)
 from tsneviz.errors import UserError
 from tsneviz.rundir import (COORD_AXES, Run, atomic_write, coord_column,
-                            read_table, update_manifest, write_table)
+                            flat_view_note, read_table, update_manifest,
+                            write_table)
 
 __all__ = ['PLACED_DIR', 'VOTE_K', 'Placement', 'place_images',
            'place_features', 'project', 'list_images', 'read_labels',
@@ -152,8 +155,6 @@ def list_images(sources: Union[str, Sequence[str]]) -> tuple:
         >>> paths[0], folders[0]
         ('/.../data/digits/train/0/0.png', '/.../data/digits/train')
     """
-    from tsneviz.data.matrix import IMAGE_EXTENSIONS
-
     if isinstance(sources, str):
         sources = [sources]
     paths: List[str] = []
@@ -161,15 +162,17 @@ def list_images(sources: Union[str, Sequence[str]]) -> tuple:
     for source in sources:
         source = osp.abspath(str(source))
         if osp.isdir(source):
-            found = sorted(
-                osp.join(root, f) for root, _, files in os.walk(source)
-                for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+            found, skipped = image_files(source)
+            warn_skipped(skipped, source, 'a folder given to --images gives '
+                         f'only {", ".join(IMAGE_EXTENSIONS)} files',
+                         'to place them, list them in a text file and pass '
+                         'that to --images')
             if not found:
                 raise UserError(f'no images found in {source}; pass a '
                                 'folder that holds image files')
             paths += found
             folders += [source] * len(found)
-        elif source.lower().endswith(IMAGE_EXTENSIONS):
+        elif is_image_name(source):  # named: any image format
             if not osp.isfile(source):
                 raise UserError(f'image not found: {source}')
             paths.append(source)
@@ -189,14 +192,39 @@ def list_images(sources: Union[str, Sequence[str]]) -> tuple:
     return paths, folders
 
 
-def _label_id(value, names: Optional[List[str]], size: int,
-              where: str) -> int:
+def _label_id(value, names: Optional[List[str]], size: int, where: str,
+              folder: bool = False) -> int:
+    """The dataset class id a label names; one-line errors otherwise.
+
+    A class name comes first. A folder is named after its class (the
+    ``CustomDataset`` layout, which named the run's own classes), so on a
+    run whose classes have names a folder that names none is refused: a
+    folder ``1`` is not the class whose id is 1. A label of a file or a
+    list is a name, or an id where no class has it as name; one that is
+    the name of one class and the id of another is refused.
+    """
     text = str(value).strip()
-    if names is not None and text in names:
-        return names.index(text)
-    if re.fullmatch(r'\d+', text) and int(text) < size:
-        return int(text)
+    named = names.index(text) if names is not None and text in names \
+        else None
+    number = int(text) if re.fullmatch(r'\d+', text) and int(text) < size \
+        else None
+    if named is not None and number is not None and named != number and \
+            not folder:
+        raise UserError(
+            f'{where}: label {text!r} is the name of class {named} and the '
+            f'id of class {number} ({names[number]!r}); a labels file '
+            'cannot tell which: put the images in folders named after '
+            'their classes and pass --labels without a file')
+    if named is not None:
+        return named
+    if number is not None and not (folder and names is not None):
+        return number
     known = ', '.join(names[:10]) if names else f'0..{size - 1}'
+    if folder and names is not None:
+        raise UserError(f'{where}: its folder {text!r} is not a class of the '
+                        f'run (its classes: {known}); name each folder '
+                        'after its class, or pass a labels file of class '
+                        'names or ids')
     raise UserError(f'{where}: label {text!r} is not a class of the run '
                     f'(its classes: {known}); use a class name or id')
 
@@ -233,7 +261,7 @@ def read_labels(labels, images: Sequence[str],
                     f'cannot tell the label of {path} from its folder: '
                     'labels from folders need <folder>/<class>/<image> '
                     'under a folder given to --images; pass a labels file')
-            ids.append(_label_id(parts[0], names, size, path))
+            ids.append(_label_id(parts[0], names, size, path, folder=True))
         return np.asarray(ids, np.int64)
     if isinstance(labels, str):
         if not osp.isfile(labels):
@@ -594,6 +622,9 @@ def _plot_layer(run: Run, placed: Placement, name: str, out: str) -> None:
                c=colors, edgecolors='black', linewidths=0.25)
     method = {'tsne': 't-SNE', 'pca': 'PCA'}.get(run.method, run.method)
     title = f'{name}: {len(placed)} placed on the {method} map'
+    note = flat_view_note(coords.shape[1])
+    if note:
+        title += f' ({note})'
     agreement = placed.agreement()
     if agreement is not None:
         title += f'\n{VOTE_K}-NN map class = label: {agreement:.1%}'

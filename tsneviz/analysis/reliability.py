@@ -34,7 +34,7 @@ import numpy as np
 
 from tsneviz.errors import UserError
 from tsneviz.rundir import (CLUSTER_COLUMN, Run, add_columns, atomic_write,
-                            update_manifest)
+                            flat_view_note, update_manifest)
 
 __all__ = ['COLUMN', 'DEFAULT_K', 'LOW', 'neighbourhood_overlap',
            'map_neighbors', 'reliability_regions', 'plot_reliability',
@@ -193,7 +193,8 @@ def plot_reliability(coords: np.ndarray, values: np.ndarray,
     """The map coloured by reliability, the worst regions numbered.
 
     Args:
-        coords (np.ndarray): (N, 2|3) the map (first two axes drawn).
+        coords (np.ndarray): (N, 2|3) the map (first two axes drawn; the
+            title then says so, :func:`tsneviz.rundir.flat_view_note`).
         values (np.ndarray): (N,) reliability in [0, 1].
         regions (list[dict]): :func:`reliability_regions`' ``regions``.
         out_path (str): The PNG, written atomically.
@@ -231,6 +232,7 @@ def plot_reliability(coords: np.ndarray, values: np.ndarray,
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect('equal', adjustable='datalim')
+    title = '\n'.join(filter(None, [title, flat_view_note(coords.shape[1])]))
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

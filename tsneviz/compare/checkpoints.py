@@ -69,6 +69,46 @@ def _load(run_dirs: Sequence[str], key: Optional[str]):
     return runs, keys, orders
 
 
+def _check_one_layout(run_dirs: Sequence[str], runs, keys) -> None:
+    """Refuse runs laid out by different methods or in different dimensions.
+
+    Runs of one training run differ by their checkpoint only; a t-SNE run
+    beside a UMAP one, or a 2-D map beside a 3-D one, are other
+    experiments, and following them as checkpoints reports movement that
+    is the layouts' difference.
+    """
+    layouts = [(run.method, run.coords(k).shape[1])
+               for run, k in zip(runs, keys)]
+    if len(set(layouts)) > 1:
+        listed = ', '.join(f'{osp.basename(osp.normpath(path))} {method} '
+                           f'{dims}-D' for path, (method, dims)
+                           in zip(run_dirs, layouts))
+        raise UserError(f'the runs are laid out differently ({listed}); '
+                        'following checkpoints needs one layout method and '
+                        'dimension: make every run with the same --method '
+                        'and --n-components')
+
+
+def _same_checkpoints(infos: Sequence[dict]) -> List[str]:
+    """A note where runs were made from the same checkpoint file.
+
+    Their features are the same, so their maps differ only by chance:
+    such a "training run" shows no training.
+    """
+    by_sha = {}
+    for t, info in enumerate(infos):
+        if info['checkpoint_sha256']:
+            by_sha.setdefault(info['checkpoint_sha256'], []).append(t + 1)
+    groups = '; '.join(
+        f'{", ".join(map(str, ids))} (sha256 {sha[:12]})'
+        for sha, ids in by_sha.items() if len(ids) > 1)
+    if not groups:
+        return []
+    return [f'Warning: checkpoints {groups} are the same file: their maps '
+            'differ by the layout\'s chance alone; pass one run per '
+            'distinct checkpoint.']
+
+
 def _common_maps(features: List[np.ndarray], start_map: np.ndarray,
                  params: dict) -> tuple:
     """Every checkpoint's map from ``start_map``, in its frame."""
@@ -210,8 +250,9 @@ def compare_checkpoints(run_dirs: Sequence[str],
 
     Raises:
         UserError: Fewer than two runs, a directory that is not a complete
-            run, runs on other samples, a missing key, a map that is not
-            2-D, or an unknown ``start``.
+            run, runs on other samples, a missing key, runs of different
+            layout methods or dimensions, a map that is not 2-D, or an
+            unknown ``start``.
 
     Examples:
         >>> result = compare_checkpoints(['work_dirs/d/tsne_epoch1',
@@ -230,6 +271,9 @@ def compare_checkpoints(run_dirs: Sequence[str],
         raise UserError(f'unknown --start {start!r}; choose one of '
                         f'{", ".join(START_LAYOUTS)}')
     runs, keys, orders = _load(run_dirs, key)
+    _check_one_layout(run_dirs, runs, keys)
+    infos = [describe_run(run, kk) for run, kk in zip(runs, keys)]
+    notes: List[str] = _same_checkpoints(infos)
     at = 0 if start == 'first' else len(runs) - 1
     start_map = runs[at].coords(keys[at])[orders[at]]
     if start_map.shape[1] != 2:
@@ -246,8 +290,6 @@ def compare_checkpoints(run_dirs: Sequence[str],
     coords, fits = _common_maps(features, start_map, params)
     moved = movement(coords)
     overlap = neighbourhood_overlap(features[0], features[-1], k, seed)
-    infos = [describe_run(run, kk) for run, kk in zip(runs, keys)]
-    notes: List[str] = []
     confidences = _confidences(runs, orders, infos, notes)
     usable = [] if confidences is None else \
         [t for t in range(len(runs)) if np.isfinite(confidences[t]).all()]

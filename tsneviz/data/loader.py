@@ -11,9 +11,12 @@ import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from mmengine.dist import is_main_process
 from torch.utils.data import Dataset
 
 from tsneviz.errors import UserError
+
+from .scan import dataset_skipped, warn_skipped
 
 
 class UnreadableSampleError(RuntimeError):
@@ -72,7 +75,7 @@ def build_dataset(dataloader_cfg, default_scope: str = 'mmpretrain'):
     name = getattr(dataset_cls, '__name__', dataset_cfg.get('type'))
     try:
         with DefaultScope.overwrite_default_scope(default_scope):
-            return DATASETS.build(dataset_cfg)
+            dataset = DATASETS.build(dataset_cfg)
     except (FileNotFoundError, NotADirectoryError) as err:
         raise UserError(f'could not build the dataset: {err}; check '
                         'data_root, data_prefix and ann_file of '
@@ -115,6 +118,29 @@ def build_dataset(dataloader_cfg, default_scope: str = 'mmpretrain'):
             raise UserError(f'could not build the dataset: {_reason(err)}; '
                             'check test_dataloader.dataset.type') from None
         raise
+    if is_main_process():  # every rank builds it; one line is enough
+        _warn_skipped(dataset)
+    return dataset
+
+
+def _warn_skipped(dataset) -> None:
+    """Name the images a folder scan left out, and how to read them.
+
+    mmpretrain's ``CustomDataset`` keeps only its ``extensions`` (its
+    ``IMG_EXTENSIONS``: no ``.webp``, no ``.gif``) and drops the rest
+    without a word; the dataset's ``extensions`` argument widens it.
+    """
+    skipped = dataset_skipped(dataset)
+    if not skipped:
+        return
+    reads = sorted(getattr(dataset, 'extensions', ()) or ())
+    wider = tuple(reads + sorted({osp.splitext(p)[1].lower()
+                                  for p in skipped}))
+    warn_skipped(skipped, dataset.img_prefix,
+                 f'{type(dataset).__name__} reads only {", ".join(reads)} '
+                 'files',
+                 'to read them too, set the dataset\'s extensions in the '
+                 f'config: test_dataloader.dataset.extensions={wider!r}')
 
 
 def _dataset_class(registry, type_):

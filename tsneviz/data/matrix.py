@@ -1,5 +1,4 @@
 """A plain feature matrix as input: features, labels, images, checked."""
-import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -7,8 +6,7 @@ import numpy as np
 
 from tsneviz.errors import UserError
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
-                    '.tiff', '.webp')
+from .scan import IMAGE_EXTENSIONS, image_files, warn_skipped
 
 
 def load_features(features: Union[str, np.ndarray],
@@ -92,9 +90,11 @@ def load_images(images: Union[None, str, Sequence[str]], n: int
         return [''] * n
     if isinstance(images, str):
         if osp.isdir(images):
-            paths = sorted(
-                osp.join(root, f) for root, _, files in os.walk(images)
-                for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+            paths, skipped = image_files(images)
+            warn_skipped(skipped, images, 'a folder of images gives only '
+                         f'{", ".join(IMAGE_EXTENSIONS)} files',
+                         'to use them, list every image in a text file and '
+                         'pass that instead')
             where = f'the folder {images}'
         elif osp.isfile(images):
             with open(images, encoding='utf-8') as f:

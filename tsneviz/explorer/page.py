@@ -231,7 +231,9 @@ def render(title: str, config: dict, meta: dict, plot) -> str:
             (:data:`tsneviz.explorer.config.DEFAULT_CONFIG` and ``run``).
         meta (dict): What the script reads from the ``tsneviz-data``
             block: sizes, ``k``, ``legends`` and so on;
-            ``has_label_issues`` offers the suspected-label-errors filter.
+            ``has_label_issues`` offers the suspected-label-errors filter;
+            ``axes_note`` (:func:`tsneviz.rundir.flat_view_note`), where
+            set, is shown in the header.
         plot: The Bokeh plot (:func:`figure`).
 
     Returns:
@@ -261,6 +263,7 @@ def render(title: str, config: dict, meta: dict, plot) -> str:
     return template.render(
         title=title, color_modes=modes, config_id=CONFIG_ID, config=config,
         has_label_issues=bool(meta.get('has_label_issues')),
+        axes_note=meta.get('axes_note') or '',
         meta=meta, item=json_item(plot), css=_resource('static',
                                                        'explorer.css'),
         script=script, bokeh_js=bokeh.render_js())

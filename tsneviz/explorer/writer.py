@@ -9,7 +9,8 @@ from tsneviz.explorer.config import DEFAULT_CONFIG
 from tsneviz.explorer.data import DATA_DIR
 from tsneviz.explorer.page import SELECTION_SHOWN, figure, render
 from tsneviz.explorer.thumbnails import thumbnail_files, write_thumbnails
-from tsneviz.rundir import EXPLORER_PAGE, Run, update_manifest, write_text
+from tsneviz.rundir import (EXPLORER_PAGE, Run, flat_view_note,
+                            update_manifest, write_text)
 
 __all__ = ['PAGE', 'write_explorer']
 
@@ -79,6 +80,8 @@ def write_explorer(run_dir: str, key: Optional[str] = None, k: int = 9,
                 metric=neighbors['metric'],
                 has_predictions=run.has_predictions,
                 has_label_issues='label_issue' in run.table,
+                # the scatter is 2-D: a 3-D map says which of its axes
+                axes_note=flat_view_note(run.coords(key).shape[1]),
                 data_prefix=run.manifest.get('data_prefix'),
                 selection_shown=SELECTION_SHOWN, legends=legend,
                 placed=[dict(name=p['name'], n=p['n']) for p in placed])

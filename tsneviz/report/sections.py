@@ -12,7 +12,8 @@ from typing import List, Optional
 import numpy as np
 
 from tsneviz.rundir import (CLUSTER_COLUMNS, CLUSTERS, CONFUSION_PNG,
-                            MANIFEST, Run, plot_file, step_command)
+                            MANIFEST, Run, flat_view_note, plot_file,
+                            step_command)
 
 from .measures import class_predictions
 from .placed import placed_section
@@ -281,8 +282,11 @@ def _reliability_section(run: Run, key: str) -> Optional[Section]:
         blocks[2:4] = [Paragraph('No region of the map has 10 samples or '
                                  'more to rank.')]
     if found.get('figure') and run.has(found['figure']):
+        note = flat_view_note(run.coords(key).shape[1])
+        if note:  # the figure is flat: say what of the map it draws
+            blocks.append(Paragraph(f'The figure below draws {note}.'))
         blocks.append(Image(found['figure'], 'the map coloured by '
-                            'reliability'))
+                            'reliability' + (f', {note}' if note else '')))
     return Section('Where the map can be trusted', blocks)
 
 

@@ -62,7 +62,8 @@ from tsneviz.rundir.schema import (BOOL, CLUSTER_COLUMN, CLUSTER_COLUMNS,
                                    CLUSTER_SCHEMA, COORD_AXES, FLOAT, INT,
                                    SAMPLE_COLUMNS, TABLE_COLUMNS, TEXT,
                                    TEXT_COLUMNS, add_columns, column_kind,
-                                   coord_column, nullable_ints, sample_cell,
+                                   coord_column, flat_view_note,
+                                   nullable_ints, sample_cell,
                                    typed_column, write_samples)
 
 __all__ = [
@@ -80,7 +81,8 @@ __all__ = [
     # schema
     'TEXT', 'INT', 'FLOAT', 'BOOL', 'SAMPLE_COLUMNS', 'CLUSTER_COLUMN',
     'CLUSTER_SCHEMA', 'CLUSTER_COLUMNS', 'COORD_AXES', 'TABLE_COLUMNS',
-    'TEXT_COLUMNS', 'coord_column', 'column_kind', 'typed_column',
+    'TEXT_COLUMNS', 'coord_column', 'flat_view_note', 'column_kind',
+    'typed_column',
     'nullable_ints', 'sample_cell', 'write_samples', 'add_columns',
     # manifest
     'check_work_dir', 'new_run_dir', 'read_manifest', 'update_manifest',

@@ -58,6 +58,29 @@ def coord_column(key: str, axis: str) -> str:
     return f'{key}_{axis}'
 
 
+def flat_view_note(n_axes: int) -> str:
+    """What a flat (x, y) view shows of a map with ``n_axes`` axes.
+
+    The explorer, the reliability figure and the placement plot are 2-D:
+    a 3-D map is drawn by its first two axes, and the page or figure says
+    so with these words, so that nobody reads them as the whole map.
+
+    Args:
+        n_axes (int): The map's axes (its coordinates' columns).
+
+    Returns:
+        str: ``''`` when the view is the whole map (2-D), else e.g.
+        ``'axes 1-2 of a 3-D map'``.
+
+    Examples:
+        >>> flat_view_note(3)
+        'axes 1-2 of a 3-D map'
+        >>> flat_view_note(2)
+        ''
+    """
+    return '' if n_axes <= 2 else f'axes 1-2 of a {int(n_axes)}-D map'
+
+
 def column_kind(name: str, keys: Optional[Sequence[str]] = None,
                 values: Optional[Sequence[str]] = None) -> str:
     """The kind of a ``samples.csv`` column: int, float, text or bool.

@@ -90,9 +90,11 @@ def create_app(root: str, configs_dir: Optional[str] = None,
 
     Examples:
         >>> import uvicorn
+        >>> from tsneviz.server.protocol import header_deadline
         >>> app = create_app('work_dirs', configs_dir='configs',
         ...                  data_dirs=['data'])
-        >>> uvicorn.run(app, host='127.0.0.1', port=8000)
+        >>> uvicorn.run(app, host='127.0.0.1', port=8000,
+        ...             http=header_deadline(), limit_concurrency=256)
     """
     settings = ServerSettings(
         root=root, configs_dir=configs_dir, checkpoints_dir=checkpoints_dir,

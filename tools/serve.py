@@ -75,9 +75,15 @@ def parse_args(argv=None):
     parser.add_argument('--keep-alive-timeout', type=float, default=5.0,
                         help='seconds an idle connection is kept open. '
                         'Defaults to 5')
+    parser.add_argument('--header-timeout', type=float, default=10.0,
+                        help='seconds a connection may take to send a '
+                        'complete request line and headers (from when it '
+                        'opened or got its last answer); then it is closed. '
+                        'Defaults to 10')
     parser.add_argument('--max-connections', type=int, default=256,
                         help='connections served at once; more get 503. '
-                        'Defaults to 256')
+                        'Connections waiting for a request make room for '
+                        'new ones. Defaults to 256')
     return parser.parse_args(argv)
 
 
@@ -105,9 +111,10 @@ def main(argv=None):
                         (args.max_connections, '--max-connections')):
         if value < 1:
             raise UserError(f'{flag} must be at least 1')
-    if args.body_timeout <= 0 or args.keep_alive_timeout <= 0:
-        raise UserError('--body-timeout and --keep-alive-timeout must be '
-                        'positive')
+    if min(args.body_timeout, args.keep_alive_timeout,
+           args.header_timeout) <= 0:
+        raise UserError('--body-timeout, --keep-alive-timeout and '
+                        '--header-timeout must be positive')
     configs_dir = None
     if args.jobs:
         configs_dir = args.configs_dir
@@ -125,6 +132,7 @@ def main(argv=None):
     import uvicorn
 
     from tsneviz.server.app import MAX_BODY_BYTES, create_app
+    from tsneviz.server.protocol import header_deadline
     app = create_app(args.root, configs_dir=configs_dir,
                      checkpoints_dir=args.checkpoints_dir, token=args.token,
                      max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES,
@@ -133,6 +141,10 @@ def main(argv=None):
                      body_timeout=args.body_timeout,
                      max_selections=args.max_selections)
     uvicorn.run(app, host=args.host, port=args.port,
+                # uvicorn's h11 protocol, plus a deadline on request heads
+                # and idle connections making room for new ones (idle or
+                # trickling sockets would otherwise hold every slot)
+                http=header_deadline(args.header_timeout),
                 # an idle connection is closed after this; a slow body is
                 # cut off by the app (--body-timeout)
                 timeout_keep_alive=args.keep_alive_timeout,

@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import struct
+import threading
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -57,6 +58,12 @@ _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 # trip it.
 MAX_INFLATE_RATIO = 10
 INFLATE_FLOOR = 64 << 20
+
+# torch keeps the allowlist of torch.serialization.safe_globals in one
+# process-wide set, and the context manager removes its entries on exit:
+# one thread leaving it while another still unpickles makes the other
+# refuse a HistoryBuffer it had just allowed. Loads that use it take turns.
+_ALLOWLIST_LOCK = threading.Lock()
 
 
 def _numpy_multiarray():
@@ -155,7 +162,8 @@ def _refused_globals(message: str, path: str) -> list[str]:
     try:
         # A static scan of the pickle: it names every refused global, not
         # only the first one the unpickler tripped over.
-        with torch.serialization.safe_globals(list(safe_globals())):
+        with _ALLOWLIST_LOCK, \
+                torch.serialization.safe_globals(list(safe_globals())):
             names += torch.serialization.get_unsafe_globals_in_checkpoint(
                 path)
     except Exception:  # legacy (non-zip) files cannot be scanned
@@ -169,7 +177,8 @@ def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict:
     By default only tensors, plain containers and the types in
     :func:`safe_globals` are unpickled, so loading cannot run code.
     ``trust=True`` unpickles everything, which runs whatever the file asks
-    for; use it only for files from a source you trust.
+    for; use it only for files from a source you trust. Threads may load
+    at once: the allowlisted loads take turns.
 
     Args:
         path: The ``.pth`` file.
@@ -201,7 +210,8 @@ def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict:
             checkpoint = torch.load(
                 path, map_location='cpu', weights_only=False)
         else:
-            with torch.serialization.safe_globals(list(safe_globals())):
+            with _ALLOWLIST_LOCK, \
+                    torch.serialization.safe_globals(list(safe_globals())):
                 checkpoint = torch.load(
                     path, map_location='cpu', weights_only=True)
     except MemoryError:

@@ -25,8 +25,11 @@ A run writes it once, as its shared neighbour graph
 ``run.json``); the ``neighbors`` step then only reads it.
 """
 import math
+import os
 import os.path as osp
 import sys
+import threading
+from collections import OrderedDict
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -43,6 +46,16 @@ __all__ = ['METRICS', 'compute_neighbors', 'write_graph', 'load_neighbors',
            'save_neighbor_grid']
 
 METRICS = ('cosine', 'euclidean')
+# The models of the runs last embedded into (see _run_model): a server
+# builds and loads a run's model once, not per request. Each one can be
+# large (a ViT-L is over 1 GB), so only a few are kept.
+_MODELS: 'OrderedDict[tuple, tuple]' = OrderedDict()
+_MODELS_KEPT = 2
+# One embedding at a time in the process. A kept model is shared between
+# threads, and extract() taps it with a forward hook that would also catch
+# another thread's batch; building it sets mmengine's default scope, which
+# is process-wide too. The forward pass uses all cores on its own.
+_EMBED_LOCK = threading.Lock()
 
 
 def _check_metric(metric: str) -> str:
@@ -245,6 +258,54 @@ def _run_checkpoint(run: Run) -> Optional[str]:
     return path
 
 
+def _stamp(path: Optional[str]) -> Optional[tuple]:
+    """What changes when a file is replaced or edited; None if missing."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _run_model(run: Run, device: str) -> tuple:
+    """The run's model and test pipeline, built once and kept.
+
+    Kept under what they were built from (the run's ``config.py``, its
+    checkpoint file as it is now, the device), so that a changed config or
+    a replaced checkpoint is built, and checked against its recorded
+    sha256, again. Called with :data:`_EMBED_LOCK` held: concurrent first
+    requests build the model once.
+
+    Returns:
+        tuple: The model, in eval mode on ``device``, and the pipeline.
+    """
+    from mmcv.transforms import Compose
+    from mmengine.registry import DefaultScope
+
+    from tsneviz.config import load_config
+    from tsneviz.model import build_model
+
+    info = run.manifest.get('checkpoint') or {}
+    trusted = bool(info.get('trusted', False))
+    seed = int(run.manifest.get('seed', 0))
+    path = resolve(info.get('path'), run.manifest)
+    key = (run.path, str(device), _stamp(run.file(CONFIG)), path,
+           _stamp(path), trusted, seed)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    cfg = load_config(run.file(CONFIG))
+    checkpoint = _run_checkpoint(run)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(_pipeline(cfg))
+    model, _ = build_model(cfg, checkpoint, device, trust_checkpoint=trusted,
+                           seed=seed)
+    _MODELS[key] = (model, pipeline)
+    while len(_MODELS) > _MODELS_KEPT:
+        _MODELS.popitem(last=False)
+    return model, pipeline
+
+
 def embed_image(run_dir: Union[str, Run], image: str,
                 key: Optional[str] = None, device: str = 'cpu') -> np.ndarray:
     """Features of a new image, made the way the run made its features.
@@ -272,11 +333,13 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
                  batch_size: int = 64) -> tuple:
     """Features (and logits) of new images, made as the run made its own.
 
-    The model is built once from the run's resolved ``config.py`` and the
+    The model is built from the run's resolved ``config.py`` and the
     checkpoint of ``run.json`` (loaded safely unless the run recorded
-    ``trusted``; checked against its sha256); the images go through the
-    config's test pipeline in batches and are read at the recorded stage
-    with the recorded token pooling.
+    ``trusted``; checked against its sha256) and kept for the next call
+    while neither file changes; the images go through the config's test
+    pipeline in batches and are read at the recorded stage with the
+    recorded token pooling. Threads may call it at once: their batches
+    take turns through the shared model.
 
     Args:
         run_dir (str | Run): The run.
@@ -294,12 +357,9 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
         >>> feats.shape, logits.shape
         ((2, 128), (2, 10))
     """
-    from mmcv.transforms import Compose
     from mmengine.dataset import default_collate
     from mmengine.registry import DefaultScope
 
-    from tsneviz.model import build_model
-    from tsneviz.config import load_config
     from tsneviz.extraction import extract
 
     run = _as_run(run_dir)
@@ -315,17 +375,9 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
                         'plain features or a PyTorch module, so new images '
                         'cannot be passed through its model; pass their '
                         'features instead')
-    cfg = load_config(run.file(CONFIG))
     extraction = run.manifest['extraction']
-    checkpoint = _run_checkpoint(run)
-    trusted = bool((run.manifest.get('checkpoint') or {}).get('trusted',
-                                                              False))
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        pipeline = Compose(_pipeline(cfg))
-    model, _ = build_model(cfg, checkpoint, device, trust_checkpoint=trusted,
-                           seed=int(run.manifest.get('seed', 0)))
 
-    def batches():
+    def batches(pipeline):
         for start in range(0, len(images), batch_size):
             packed = []
             for image in images[start:start + batch_size]:
@@ -344,8 +396,10 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
                 packed.append(one)
             yield default_collate(packed)
 
-    result = extract(model, batches(), extraction['stage'],
-                     extraction.get('token_pool', 'mean'))
+    with _EMBED_LOCK:
+        model, pipeline = _run_model(run, device)
+        result = extract(model, batches(pipeline), extraction['stage'],
+                         extraction.get('token_pool', 'mean'))
     if key not in result.features:
         raise UserError(f'the model gave {", ".join(result.features)}, not '
                         f'{key}; the run\'s config or model changed')

@@ -20,7 +20,8 @@ server path: 400 bad arguments, 401 token, 403 outside the allowed folders
 or from another site, 404 unknown run / job / selection / out of range
 sample / not clustered, 408 body too slow, 409 run full of selections or
 job already finished, 413 body too large, 422 malformed or invalid body or
-query (k too large included), 429 job queue full, 500 a broken run.
+query (k too large included, an image over the pixel limit), 429 job
+or placement queue full, 500 a broken run.
 """
 import logging
 import os.path as osp
@@ -90,9 +91,11 @@ def create_app(root: str, configs_dir: Optional[str] = None,
 
     Examples:
         >>> import uvicorn
+        >>> from tsneviz.server.protocol import header_deadline
         >>> app = create_app('work_dirs', configs_dir='configs',
         ...                  data_dirs=['data'])
-        >>> uvicorn.run(app, host='127.0.0.1', port=8000)
+        >>> uvicorn.run(app, host='127.0.0.1', port=8000,
+        ...             http=header_deadline(), limit_concurrency=256)
     """
     settings = ServerSettings(
         root=root, configs_dir=configs_dir, checkpoints_dir=checkpoints_dir,

@@ -23,7 +23,7 @@ class Conflict(UserError):
 
 
 class TooManyRequests(UserError):
-    """The job queue is full: try again later (429)."""
+    """A queue (jobs, placements) is full: try again later (429)."""
 
 
 class BrokenRun(UserError):

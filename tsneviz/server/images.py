@@ -14,8 +14,10 @@ decodes no dataset image; a run without them (no explorer yet) has its
 thumbnails made from the image itself, at the same size.
 """
 import io
+import math
 import os
 import os.path as osp
+import re
 from collections import OrderedDict
 from threading import Lock
 from typing import Optional, Tuple
@@ -25,12 +27,21 @@ from tsneviz.rundir.thumbs import (DEFAULT_CELL, INDEX_JSON,
                                    PackedThumbnails, read_packed)
 from tsneviz.server.security import Forbidden, contained
 
-__all__ = ['THUMB_SIZE', 'dataset_root', 'image_path', 'read_image',
-           'read_thumbnail', 'packed_thumbnails']
+__all__ = ['THUMB_SIZE', 'MAX_PIXELS', 'dataset_root', 'image_path',
+           'read_image', 'read_thumbnail', 'packed_thumbnails',
+           'too_many_pixels']
 
 #: Longest side of a thumbnail made from the image (a run without packed
 #: thumbnails): the explorer's default, so both kinds look alike.
 THUMB_SIZE = DEFAULT_CELL
+#: Most pixels of an image the server decodes (an upload to place, a
+#: dataset image to make a thumbnail of), read from its header first. The
+#: models take 224 to 518 pixels a side once the test pipeline has resized
+#: the image, so more pixels only cost memory: decoding takes about 6
+#: bytes a pixel (the colour array and the pipeline's copies; 210 MB for
+#: 6000x6000, measured), while a 109 KB PNG can declare 30000x30000.
+#: A 24-MP camera frame (6000x4000) fits.
+MAX_PIXELS = 6000 * 6000
 # Thumbnails kept in memory (a few kB each): scrolling back is instant.
 _CACHE_ITEMS = 4096
 _cache: 'OrderedDict[tuple, Tuple[bytes, str]]' = OrderedDict()
@@ -116,6 +127,9 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
     try:
         with Image.open(path) as img:
             kind = img.format
+            refused = too_many_pixels(*img.size)
+            if refused and size != 'full':  # 'full' sends, never decodes
+                raise ValueError(refused)
             if size == 'full':
                 img.verify()  # checks it is an image without decoding all
                 with open(path, 'rb') as f:
@@ -127,6 +141,8 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
                 out = io.BytesIO()
                 img.save(out, format='PNG')
                 result = (out.getvalue(), 'image/png')
+    except Image.DecompressionBombError as err:
+        raise ValueError(too_many_pixels(error=err)) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f'not a readable image: {err}') from None
     if size == 'full':
@@ -136,6 +152,39 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
         while len(_cache) > _CACHE_ITEMS:
             _cache.popitem(last=False)
     return result
+
+
+def too_many_pixels(width: int = 0, height: int = 0,
+                    error: Optional[Exception] = None) -> Optional[str]:
+    """Why an image is not decoded, from its header; None when it may be.
+
+    Args:
+        width (int): Its width, as the header declares it.
+        height (int): Its height.
+        error (Exception, optional): Pillow's ``DecompressionBombError``,
+            raised by ``Image.open`` before the size is known (over twice
+            ``Image.MAX_IMAGE_PIXELS``).
+
+    Examples:
+        >>> too_many_pixels(30000, 30000)
+        'the image is 30000x30000 = 900,000,000 pixels, more than the
+        36,000,000 (6000x6000) the server decodes; send it scaled down'
+        >>> too_many_pixels(640, 480) is None
+        True
+    """
+    side = math.isqrt(MAX_PIXELS)
+    limit = (f'more than the {MAX_PIXELS:,} ({side}x{side}) the server '
+             'decodes; send it scaled down')
+    if error is not None:
+        # Pillow names the pixel count only in its message
+        found = re.search(r'\((\d+) pixels\)', str(error))
+        count = f'{int(found.group(1)):,} pixels' if found else \
+            'too many pixels'
+        return f'the image declares {count}, {limit}'
+    if width * height <= MAX_PIXELS:
+        return None
+    return (f'the image is {width}x{height} = {width * height:,} pixels, '
+            f'{limit}')
 
 
 def packed_thumbnails(run: Run) -> Optional[PackedThumbnails]:

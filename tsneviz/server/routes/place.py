@@ -17,11 +17,19 @@ server's body limit (:class:`~tsneviz.server.security.BodyLimit`), refused
 from other sites (:class:`~tsneviz.server.security.OriginGuard`) and
 checked to be an image before the model sees it; it is written only to a
 private temporary folder, never to a path the client names.
+
+One upload must not take the server down: an image whose header declares
+more than :data:`~tsneviz.server.images.MAX_PIXELS` is refused before
+anything decodes it, and placements take turns (:data:`PLACE_SLOTS` at
+once, :data:`PLACE_QUEUE` waiting, then 429), so the memory they take is
+bounded whatever arrives.
 """
 import io
 import os
 import os.path as osp
 import tempfile
+import threading
+from contextlib import contextmanager
 from typing import List, Optional
 
 from fastapi import APIRouter, File, Query, UploadFile
@@ -31,10 +39,13 @@ from tsneviz.errors import UserError
 from tsneviz.rundir import write_bytes
 from tsneviz.server import models as m
 from tsneviz.server.context import ERRORS, ServerDep
-from tsneviz.server.errors import Conflict, Forbidden, Unprocessable
+from tsneviz.server.errors import (Conflict, Forbidden, TooManyRequests,
+                                   Unprocessable)
+from tsneviz.server.images import too_many_pixels
 from tsneviz.server.security import real_folder
 
-__all__ = ['router', 'Placed', 'MAX_LAYERS']
+__all__ = ['router', 'Placed', 'MAX_LAYERS', 'PLACE_SLOTS', 'PLACE_QUEUE',
+           'PLACE_WAIT_S']
 
 router = APIRouter(tags=['runs'])
 
@@ -44,6 +55,19 @@ FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif',
 #: Most placed layers (``placed/<name>.csv``) a run may hold for a save
 #: over the API: each keeps an image and a figure in the run directory.
 MAX_LAYERS = 100
+#: Placements that run at once in the process. Their model step takes
+#: turns anyway (one model call at a time, see
+#: :func:`tsneviz.analysis.neighbors.embed_images`), so at most one upload
+#: is decoded at a time (at most MAX_PIXELS: about 210 MB); a second slot
+#: lets one placement's map step run beside the next one's model step, and
+#: bounds the map steps, each over the run's features, to two.
+PLACE_SLOTS = 2
+#: Placements that may wait for a slot; more get 429 at once. Each holds
+#: one of the 40 worker threads the routes share (and its upload, at most
+#: the body limit): 2 + 24 leave the other routes threads to answer with.
+PLACE_QUEUE = 24
+#: Seconds a placement waits for a slot; then 429 with Retry-After.
+PLACE_WAIT_S = 60.0
 
 
 class Placed(BaseModel):
@@ -63,17 +87,69 @@ class Placed(BaseModel):
     saved: Optional[str] = None
 
 
+class _Turns:
+    """Placements running (``slots`` at most) and waiting (``queue``).
+
+    Thread-based, like the routes that use it: each placement runs in a
+    worker thread of its own.
+    """
+
+    def __init__(self, slots: int, queue: int, wait: float):
+        self._slots = threading.BoundedSemaphore(slots)
+        self._queue, self._wait = queue, wait
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def turn(self):
+        """Hold a slot for the ``with`` block; 429 when none comes."""
+        with self._lock:
+            if self._waiting >= self._queue:
+                raise TooManyRequests(
+                    f'{self._waiting} placements are waiting already; '
+                    'send this one again in a few seconds')
+            self._waiting += 1
+        try:
+            got = self._slots.acquire(timeout=self._wait)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not got:
+            raise TooManyRequests(
+                'the server is busy placing other images (waited '
+                f'{self._wait:g} s); send this one again later')
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+_TURNS = _Turns(PLACE_SLOTS, PLACE_QUEUE, PLACE_WAIT_S)
+
+
 def _image_suffix(data: bytes) -> str:
-    """The suffix of an uploaded image's format; 422 when it is none."""
+    """The suffix of an uploaded image's format; 422 when it is none.
+
+    Reads the header only (``verify`` checks the file's structure without
+    decoding its pixels), so an image over ``MAX_PIXELS`` is refused here,
+    before the model's pipeline decodes it.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            fmt = img.format
-            img.verify()
+            fmt, size = img.format, img.size
+            refused = too_many_pixels(*size)
+            if refused is None:
+                img.verify()
+    except Image.DecompressionBombError as err:
+        # Pillow refuses at open over 2x Image.MAX_IMAGE_PIXELS
+        raise Unprocessable(too_many_pixels(error=err)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise Unprocessable('the upload is not an image that can be read; '
                             'send a PNG or JPEG file') from None
+    if refused:
+        raise Unprocessable(refused)
     if fmt not in FORMATS:
         raise Unprocessable(f'images in {fmt} are not taken; send one of '
                             f'{", ".join(FORMATS)}')
@@ -130,6 +206,8 @@ def place(run: str, srv: ServerDep,
     Returns its map position, the model's prediction and score (with a
     classification head), the majority class of its 10 nearest map
     samples on the map, and its ``k`` nearest samples in feature space.
+    An image over the server's pixel limit gets 422; when too many
+    placements wait already, 429 with ``Retry-After``.
     """
     from tsneviz.analysis.neighbors import describe_sample
     from tsneviz.analysis.placement import PLACED_DIR, place_images
@@ -142,7 +220,8 @@ def place(run: str, srv: ServerDep,
     suffix = _image_suffix(data)
     name = osp.basename(image.filename or '') or 'upload'
     name = osp.splitext(name)[0][:64] or 'upload'
-    with tempfile.TemporaryDirectory(prefix='tsneviz-place-') as tmp:
+    with _TURNS.turn(), \
+            tempfile.TemporaryDirectory(prefix='tsneviz-place-') as tmp:
         try:
             if save:
                 # one save at a time per run: the checks below hold

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import DEMO_CONFIG, REPO
 
 
 def _script(path, text):
@@ -81,3 +81,39 @@ def test_launcher_without_torch_says_so_in_one_line(tmp_path):
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith('error: python cannot import torch; ')
     assert 'PYTHON' in lines[0] and 'make venv' in lines[0]
+
+
+def _vis_tsne(*args, cwd):
+    return subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'vis_tsne.py'), *args],
+        capture_output=True, text=True, cwd=str(cwd), timeout=300)
+
+
+def test_cfg_options_path_that_needs_its_spaces_is_refused(tmp_path):
+    data = tmp_path / 'my data'
+    data.mkdir()
+    key = 'test_dataloader.dataset.data_root'
+    for words in ([f'{key}={data}'],  # quoted: DictAction drops the space
+                  f'{key}={data}'.split(' ')):  # unquoted: split in two
+        done = _vis_tsne(DEMO_CONFIG, '--work-dir', tmp_path / 'work',
+                         '--cfg-options', *words, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr[-3000:]
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and 'Traceback' not in done.stderr, \
+            done.stderr[-3000:]
+        assert lines[0].startswith(f'error: --cfg-options {key}=')
+        assert f"'{tmp_path}/mydata' does not exist" in lines[0]
+        assert f"set {key} to '{data}' in the config file" in lines[0]
+        # the old advice, to pass it with --cfg-options, is gone
+        assert f'--cfg-options {key}=PATH' not in lines[0]
+    assert not (tmp_path / 'work').exists()
+
+
+def test_cfg_options_word_without_a_key_is_one_line(tmp_path):
+    done = _vis_tsne(DEMO_CONFIG, '--cfg-options',
+                     'test_dataloader.batch_size=8', 'oops', cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --cfg-options: 'oops' is not KEY=VALUE; give each setting "
+        'as key=value (a value cannot hold spaces: set such a value in '
+        'the config file)'], done.stderr[-3000:]

@@ -2,14 +2,24 @@
 ``--cfg-options``, an analysis cut short by Ctrl-C, the neighbour grid's
 name, class names in CJK, the perplexity as printed and run folder names.
 """
+import json
 import os
 import os.path as osp
+import shlex
 import shutil
 import stat
 import subprocess
 import sys
 
-from tests.conftest import DEMO_CONFIG, REPO
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import tsneviz.explorer
+from tests.conftest import (DEMO_CONFIG, REPO, digits_sample,
+                            make_features_run)
+from tsneviz import rundir
+from tsneviz.server.app import create_app
 
 
 def _script(path, text):
@@ -117,3 +127,93 @@ def test_cfg_options_word_without_a_key_is_one_line(tmp_path):
         "error: --cfg-options: 'oops' is not KEY=VALUE; give each setting "
         'as key=value (a value cannot hold spaces: set such a value in '
         'the config file)'], done.stderr[-3000:]
+
+
+def _ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+
+
+def test_ctrl_c_in_the_analysis_names_the_tool_and_the_server_shows_it(
+        tmp_path, digits_root, monkeypatch):
+    work = tmp_path / 'work'
+    monkeypatch.setattr(tsneviz.explorer, 'write_explorer', _ctrl_c)
+    try:
+        make_features_run(work, digits_root, per_class=6,
+                          analysis=('views', 'explorer'))
+    except KeyboardInterrupt as err:  # never let it stop the test session
+        caught = err
+    else:
+        pytest.fail('the interrupt was swallowed')
+    monkeypatch.undo()
+    assert isinstance(caught, rundir.AnalysisInterrupted)
+    run_dir, = [str(p) for p in work.iterdir()]
+    finish = rundir.step_command('explorer', run_dir)
+    assert str(caught) == (
+        "interrupted during the analysis step 'explorer': the run "
+        f'{run_dir} is complete and usable, with the step \'explorer\' '
+        f'left pending in run.json; finish it with {finish}')
+    analysis = rundir.read_manifest(run_dir)['analysis']
+    assert analysis['views']['status'] == 'ok'
+    assert analysis['explorer'] == {'status': 'pending'}
+
+    client = TestClient(create_app(str(work)), base_url='http://127.0.0.1')
+    summary, = client.get('/api/runs').json()['runs']
+    assert summary['complete'] is False
+    assert summary['pending_steps'] == ['explorer']
+    assert summary['failed_steps'] == []
+    assert '(incomplete: explorer pending)' in client.get('/').text
+
+    # the command the line names finishes the run, and the listing says so
+    python, *command = shlex.split(finish)
+    assert python == 'python'
+    done = subprocess.run([sys.executable, *command], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary, = client.get('/api/runs').json()['runs']
+    assert summary['complete'] is True and summary['pending_steps'] == []
+    assert summary['has_explorer'] is True
+    assert 'incomplete' not in client.get('/').text
+
+    # the server, making a missing page on demand, finishes the step too
+    rundir.record_analysis(run_dir, {'explorer': {'status': 'pending'}})
+    os.remove(osp.join(run_dir, rundir.EXPLORER_PAGE))
+    assert client.get('/api/runs').json()['runs'][0]['complete'] is False
+    assert client.get(f'/runs/{summary["id"]}/').status_code == 200
+    assert client.get('/api/runs').json()['runs'][0]['complete'] is True
+
+
+def test_ctrl_c_in_the_analysis_is_one_line_from_the_tool(tmp_path,
+                                                          digits_root):
+    feats, labels, images = digits_sample(digits_root, per_class=6)
+    np.save(tmp_path / 'feats.npy', feats)
+    (tmp_path / 'labels.txt').write_text(''.join(f'{y}\n' for y in labels))
+    (tmp_path / 'images.txt').write_text(''.join(f'{p}\n' for p in images))
+    work = tmp_path / 'work'
+    patch = ('import tsneviz.explorer\n'
+             'def ctrl_c(*args, **kwargs):\n'
+             '    raise KeyboardInterrupt\n'
+             'tsneviz.explorer.write_explorer = ctrl_c\n'
+             'import runpy, sys\nsys.argv = sys.argv[1:]\n'
+             "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    done = subprocess.run(
+        [sys.executable, '-c', patch, osp.join(REPO, 'tools', 'vis_tsne.py'),
+         '--features', str(tmp_path / 'feats.npy'), '--labels',
+         str(tmp_path / 'labels.txt'), '--images',
+         str(tmp_path / 'images.txt'), '--work-dir', str(work),
+         '--perplexity', '10', '--n-iter', '250', '--analysis', 'views',
+         'neighbors', 'explorer'],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert 'Traceback' not in done.stderr
+    errors = [line for line in done.stderr.splitlines()
+              if line.startswith('error:')]
+    assert errors == done.stderr.strip().splitlines()[-1:], \
+        done.stderr[-3000:]
+    run_dir, = [str(p) for p in work.iterdir()]
+    assert errors[0].startswith(
+        "error: interrupted during the analysis step 'explorer': the run "
+        f'{run_dir} is complete and usable')
+    assert errors[0].endswith(f'python tools/explore.py {run_dir}')
+    manifest = json.load(open(osp.join(run_dir, 'run.json')))
+    assert rundir.pending_steps(manifest) == ['explorer']
+    assert manifest['analysis']['neighbors']['status'] == 'ok'

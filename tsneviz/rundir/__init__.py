@@ -52,8 +52,9 @@ from tsneviz.rundir.io import (FULL_DISK_BYTES, atomic_write, check_array,
                                write_error, write_json, write_table,
                                write_text)
 from tsneviz.rundir.manifest import (STEP_STATUSES, AnalysisFailed,
-                                     check_work_dir, failed_steps,
-                                     find_cached_run, new_run_dir,
+                                     AnalysisInterrupted, check_work_dir,
+                                     failed_steps, find_cached_run,
+                                     new_run_dir, pending_steps,
                                      read_manifest, record_analysis,
                                      recorded_step, update_manifest)
 from tsneviz.rundir.run import Run
@@ -82,8 +83,9 @@ __all__ = [
     'nullable_ints', 'sample_cell', 'write_samples', 'add_columns',
     # manifest
     'check_work_dir', 'new_run_dir', 'read_manifest', 'update_manifest',
-    'find_cached_run', 'STEP_STATUSES', 'AnalysisFailed', 'recorded_step',
-    'record_analysis', 'failed_steps',
+    'find_cached_run', 'STEP_STATUSES', 'AnalysisFailed',
+    'AnalysisInterrupted', 'recorded_step', 'record_analysis',
+    'failed_steps', 'pending_steps',
     # run
     'Run',
 ]

@@ -161,6 +161,16 @@ class AnalysisFailed(UserError):
     exit_code = 3
 
 
+class AnalysisInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the analysis steps, after the run itself was complete.
+
+    A ``KeyboardInterrupt`` (exit status 130, nothing caught by mistake)
+    whose message says that the run is usable and which commands finish
+    its steps, left ``pending`` in ``run.json``; the CLI prints it as its
+    one line.
+    """
+
+
 @contextlib.contextmanager
 def recorded_step(run_dir: str, step: str):
     """Time a re-run of one analysis step and record it as ``ok``.
@@ -210,5 +220,20 @@ def record_analysis(run_dir: str, outcomes: Dict[str, dict]) -> dict:
 
 def failed_steps(manifest: dict) -> List[str]:
     """The analysis steps that ``run.json`` records as failed."""
-    return [step for step, outcome in (manifest.get('analysis') or {}).items()
-            if isinstance(outcome, dict) and outcome.get('status') == 'failed']
+    return _steps_with(manifest, 'failed')
+
+
+def pending_steps(manifest: dict) -> List[str]:
+    """The analysis steps that ``run.json`` records as pending.
+
+    Either still running, or cut short (Ctrl-C, a killed process): the run
+    is usable, but these steps' files are missing or stale.
+    """
+    return _steps_with(manifest, 'pending')
+
+
+def _steps_with(manifest: dict, status: str) -> List[str]:
+    analysis = manifest.get('analysis')
+    return [step for step, outcome in (
+        analysis.items() if isinstance(analysis, dict) else ())
+        if isinstance(outcome, dict) and outcome.get('status') == status]

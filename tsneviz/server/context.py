@@ -130,13 +130,17 @@ class ServerState:
         """The listing entry of a run."""
         run = self.run(run_id)
         man = run.manifest
+        pending = rundir.pending_steps(man)
+        failed = rundir.failed_steps(man)
         return m.RunSummary(
             id=run_id, path=run.path, created=man.get('created'),
             config=man.get('config'), n_samples=len(run), keys=run.keys,
             classes=[str(c) for c in run.classes] if run.classes else None,
             clustered=run.has(rundir.CLUSTERS),
             has_explorer=osp.isfile(osp.join(run.path, EXPLORER)),
-            explorer_url=f'/runs/{run_id}/')
+            explorer_url=f'/runs/{run_id}/',
+            complete=not (pending or failed), pending_steps=pending,
+            failed_steps=failed)
 
     def public_job(self, job: dict) -> dict:
         """A job record as sent: its error names no server path."""

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 import tsneviz.explorer
 from tests.conftest import (DEMO_CONFIG, REPO, digits_sample,
-                            make_features_run)
+                            make_demo_run, make_features_run)
 from tsneviz import rundir
 from tsneviz.server.app import create_app
 
@@ -217,3 +217,22 @@ def test_ctrl_c_in_the_analysis_is_one_line_from_the_tool(tmp_path,
     manifest = json.load(open(osp.join(run_dir, 'run.json')))
     assert rundir.pending_steps(manifest) == ['explorer']
     assert manifest['analysis']['neighbors']['status'] == 'ok'
+
+
+def test_neighbor_grid_is_named_by_the_row_typed(tmp_path, digits_options):
+    run_dir = make_demo_run(tmp_path / 'work', digits_options,
+                            max_num_samples=4, tsne=dict(perplexity=5.0,
+                                                         n_iter=250))
+    # a random sample: row 5 is another image of the dataset
+    dataset_index = int(rundir.Run(run_dir).table['index'][5])
+    assert dataset_index != 5
+    done = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'neighbors.py'), run_dir,
+         '--index', '5', '--k', '8'],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout.strip().splitlines()[-1]
+    assert out == osp.join(run_dir, rundir.NEIGHBOR_GRIDS, 'index_5_k8.png')
+    assert osp.isfile(out)
+    assert not osp.exists(osp.join(run_dir, rundir.NEIGHBOR_GRIDS,
+                                   f'index_{dataset_index}_k8.png'))

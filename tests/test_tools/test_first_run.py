@@ -236,3 +236,18 @@ def test_neighbor_grid_is_named_by_the_row_typed(tmp_path, digits_options):
     assert osp.isfile(out)
     assert not osp.exists(osp.join(run_dir, rundir.NEIGHBOR_GRIDS,
                                    f'index_{dataset_index}_k8.png'))
+
+
+def test_perplexity_used_for_few_samples_is_shown_short(tmp_path,
+                                                        digits_root):
+    # 90 samples: openTSNE uses (90 - 1) / 3 instead of the 30 asked for
+    run_dir = make_features_run(tmp_path / 'work', digits_root, per_class=9,
+                                tsne=dict(perplexity=30.0, n_iter=250),
+                                analysis=('report',))
+    used = rundir.Run(run_dir).layout_params['perplexity']
+    assert used == pytest.approx(89 / 3)
+    for name in (rundir.REPORT_MD, rundir.REPORT_HTML):
+        with open(osp.join(run_dir, name), encoding='utf-8') as f:
+            text = f.read()
+        assert 'perplexity 29.6667,' in text
+        assert str(used) not in text

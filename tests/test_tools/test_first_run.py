@@ -20,6 +20,7 @@ from tests.conftest import (DEMO_CONFIG, REPO, digits_sample,
                             make_demo_run, make_features_run)
 from tsneviz import rundir
 from tsneviz.server.app import create_app
+from tsneviz.server.jobs import _last_log_line
 
 
 def _script(path, text):
@@ -251,3 +252,24 @@ def test_perplexity_used_for_few_samples_is_shown_short(tmp_path,
             text = f.read()
         assert 'perplexity 29.6667,' in text
         assert str(used) not in text
+
+
+def test_runs_are_named_after_their_method_and_still_found(tmp_path,
+                                                           digits_options):
+    work = tmp_path / 'work'
+    pca = make_demo_run(work, digits_options, max_num_samples=4,
+                        method='pca', tsne={})
+    assert osp.basename(pca).startswith('pca_')
+    assert osp.isfile(osp.join(pca, rundir.log_file('pca')))
+    # a job's progress is the last line of its run's log, any method's
+    assert _last_log_line(str(work), since=0) is not None
+    # the reference's name for t-SNE, and its features come from the
+    # cache of the PCA run: the same config, checkpoint, stage and samples
+    tsne = make_demo_run(work, digits_options, max_num_samples=4,
+                         tsne=dict(perplexity=5.0, n_iter=250))
+    assert osp.basename(tsne).startswith('tsne_')
+    extraction = rundir.Run(tsne).manifest['extraction']
+    assert extraction['cached_from'] == osp.abspath(pca)
+    client = TestClient(create_app(str(work)), base_url='http://127.0.0.1')
+    listed = {r['id']: r for r in client.get('/api/runs').json()['runs']}
+    assert set(listed) == {osp.basename(pca), osp.basename(tsne)}

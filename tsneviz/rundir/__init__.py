@@ -1,6 +1,7 @@
 """The run directory: the contract between steps.
 
-``work_dirs/<config>/tsne_<timestamp>/`` holds ``feat_<key>.npy`` and
+``work_dirs/<config>/tsne_<timestamp>/`` (``umap_``, ``pca_`` for the
+other layouts: :func:`run_dir_name`) holds ``feat_<key>.npy`` and
 ``feat_<key>.png``, ``samples.csv`` (one row per sample), the resolved
 ``config.py``, the log ``<method>.log`` (:func:`log_file`) and
 ``run.json``. Every file is written to a
@@ -41,11 +42,11 @@ patch a function for a test, patch it in the module that calls it (e.g.
 from tsneviz.rundir.files import (CLUSTERS, CONFIG, CONFUSION_PNG,
                                   DUPLICATES, EXPLORER_PAGE, LOGITS,
                                   MANIFEST, NEIGHBOR_GRIDS, PROJECTOR,
-                                  REPORT_HTML, REPORT_MD, RERUN,
+                                  REPORT_HTML, REPORT_MD, RERUN, RUN_DIRS,
                                   SAMPLES_EXPORT, SAMPLES_PARQUET, SPLITS,
                                   TABLE, THUMBS, bulk_file, coords_file,
                                   features_file, log_file, neighbors_file,
-                                  plot_file, step_command)
+                                  plot_file, run_dir_name, step_command)
 from tsneviz.rundir.io import (FULL_DISK_BYTES, atomic_write, check_array,
                                copy_file, load_array, quiet_log_file,
                                read_table, write_array, write_bytes,
@@ -72,6 +73,7 @@ __all__ = [
     'SPLITS', 'NEIGHBOR_GRIDS', 'DUPLICATES', 'SAMPLES_PARQUET',
     'SAMPLES_EXPORT', 'RERUN', 'features_file', 'log_file', 'coords_file',
     'plot_file', 'neighbors_file', 'bulk_file', 'step_command',
+    'run_dir_name', 'RUN_DIRS',
     # io
     'FULL_DISK_BYTES', 'write_error', 'quiet_log_file', 'atomic_write',
     'write_bytes', 'write_text', 'copy_file', 'write_json', 'write_array',

@@ -3,6 +3,7 @@
 name, class names in CJK, the perplexity as printed and run folder names.
 """
 import json
+import logging
 import os
 import os.path as osp
 import shlex
@@ -10,10 +11,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import warnings
 
+import matplotlib
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from matplotlib import font_manager
+from mmengine.logging import MMLogger
 
 import tsneviz.explorer
 from tests.conftest import (DEMO_CONFIG, REPO, digits_sample,
@@ -21,6 +26,7 @@ from tests.conftest import (DEMO_CONFIG, REPO, digits_sample,
 from tsneviz import rundir
 from tsneviz.server.app import create_app
 from tsneviz.server.jobs import _last_log_line
+from tsneviz.visualization import plot_embedding
 
 
 def _script(path, text):
@@ -273,3 +279,86 @@ def test_runs_are_named_after_their_method_and_still_found(tmp_path,
     client = TestClient(create_app(str(work)), base_url='http://127.0.0.1')
     listed = {r['id']: r for r in client.get('/api/runs').json()['runs']}
     assert set(listed) == {osp.basename(pca), osp.basename(tsne)}
+
+
+CJK_NAMES = ['日本', '中国', 'cat']
+
+
+def _cjk_font(path, family):
+    """A real TrueType font with a glyph (a square) for 日, 本, 中 and 国."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+    chars = {ord(c): f'uni{ord(c):04X}' for c in '日本中国'}
+    order = ['.notdef', *chars.values()]
+
+    def square():
+        pen = TTGlyphPen(None)
+        pen.moveTo((100, 0))
+        pen.lineTo((100, 700))
+        pen.lineTo((900, 700))
+        pen.lineTo((900, 0))
+        pen.closePath()
+        return pen.glyph()
+
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder(order)
+    builder.setupCharacterMap(chars)
+    builder.setupGlyf({name: square() for name in order})
+    builder.setupHorizontalMetrics({name: (1000, 100) for name in order})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable(dict(familyName=family, styleName='Regular'))
+    builder.setupOS2(sTypoAscender=800, usWinAscent=800, usWinDescent=200)
+    builder.setupPost()
+    builder.save(str(path))
+    return str(path)
+
+
+def _plot_and_listen(tmp_path, name):
+    """Plot CJK_NAMES; return matplotlib's warnings and tsneviz's log."""
+    log = tmp_path / f'{name}.log'
+    MMLogger.get_instance(f'fonts_{name}_{tmp_path}', logger_name='tsneviz',
+                          log_file=str(log))
+    coords = np.random.default_rng(0).normal(size=(30, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        for i in range(2):  # the second plot must not warn again
+            plot_embedding(coords, np.arange(30) % 3, CJK_NAMES,
+                           tmp_path / f'{name}_{i}.png', legend=True)
+    for handler in MMLogger.get_current_instance().handlers:
+        handler.flush()
+    return ([str(w.message) for w in caught],
+            [line for line in log.read_text().splitlines()
+             if 'WARNING' in line])
+
+
+@pytest.fixture
+def fonts(monkeypatch):
+    """matplotlib's font list and settings, restored after the test."""
+    manager = font_manager.fontManager
+    monkeypatch.setattr(manager, 'ttflist', list(manager.ttflist))
+    monkeypatch.setattr('tsneviz.fonts._warned', False)
+    with matplotlib.rc_context():
+        yield manager
+
+
+def test_cjk_class_names_use_an_installed_cjk_font(tmp_path, fonts):
+    family = 'Tsneviz Test CJK'
+    fonts.addfont(_cjk_font(tmp_path / 'cjk.ttf', family))
+    glyph_warnings, logged = _plot_and_listen(tmp_path, 'with')
+    assert not [w for w in glyph_warnings if 'missing from font' in w]
+    assert logged == []
+    assert matplotlib.rcParams['font.family'][-1] == family
+
+
+def test_cjk_class_names_without_a_font_warn_once(tmp_path, fonts,
+                                                  monkeypatch):
+    # a machine with matplotlib's own DejaVu fonts only
+    monkeypatch.setattr(fonts, 'ttflist', [
+        f for f in fonts.ttflist if f.name.startswith('DejaVu')])
+    glyph_warnings, logged = _plot_and_listen(tmp_path, 'without')
+    assert len(logged) == 1, logged
+    assert 'will show as boxes' in logged[0]
+    assert 'apt-get install fonts-noto-cjk' in logged[0]
+    # matplotlib's one warning per character is not repeated after it
+    assert not [w for w in glyph_warnings if 'missing from font' in w]
+    assert matplotlib.rcParams['font.family'] == ['sans-serif']

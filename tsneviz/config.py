@@ -40,7 +40,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 class CfgOptionsAction(DictAction):
-    """mmengine's ``DictAction`` for ``--cfg-options``, minus its silent losses.
+    """mmengine's ``DictAction`` for ``--cfg-options``, minus silent losses.
 
     ``DictAction`` removes every space from a value, so
     ``data_root='/data/my set'`` becomes ``/data/myset``, and a value split

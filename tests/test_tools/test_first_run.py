@@ -3,7 +3,6 @@
 name, class names in CJK, the perplexity as printed and run folder names.
 """
 import json
-import logging
 import os
 import os.path as osp
 import shlex

@@ -27,7 +27,7 @@ LAYERS = [
     ('core', ['tsneviz', 'tsneviz.errors', 'tsneviz.params',
               'tsneviz.registry', 'tsneviz.progress', 'tsneviz.cli',
               'tsneviz.labels', 'tsneviz.checkpoint', 'tsneviz.metrics',
-              'tsneviz.demo']),
+              'tsneviz.demo', 'tsneviz.fonts']),
     ('steps', ['tsneviz.config', 'tsneviz.model', 'tsneviz.data',
                'tsneviz.extraction', 'tsneviz.reduction', 'tsneviz.rundir']),
     ('analysis', ['tsneviz.analysis', 'tsneviz.visualization',

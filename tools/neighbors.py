@@ -44,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu',
                         help='torch device for --image. Defaults to cpu')
     parser.add_argument('--out', help='PNG to write. Defaults to '
-                        'RUN_DIR/neighbors/<query>.png')
+                        'RUN_DIR/neighbors/index_<INDEX>_k<K>.png, or '
+                        'image_<name>_k<K>.png for --image')
     return parser.parse_args(argv)
 
 
@@ -63,7 +64,8 @@ def main(argv=None):
                   key=args.key, metric=args.metric, device=args.device)
     if args.index is not None:
         head = describe_sample(Run(run_dir), args.index)
-        name = f'index_{head["index"]}'
+        # named by what was typed: --index is a row, not the dataset index
+        name = f'index_{args.index}'
     else:
         head = dict(img_path=args.image)
         name = 'image_' + osp.splitext(osp.basename(args.image))[0]

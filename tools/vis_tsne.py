@@ -14,9 +14,8 @@ from tsneviz.cli import (display_problem, file_uri,  # noqa: E402
                          quiet_library_warnings, run, tool_command)
 
 quiet_library_warnings()
-from mmengine.config import DictAction  # noqa: E402
-
 from tsneviz.analysis.steps import analysis_steps  # noqa: E402
+from tsneviz.config import CfgOptionsAction  # noqa: E402
 from tsneviz.pipeline.distributed import LAUNCHERS  # noqa: E402
 from tsneviz.reduction import (add_layout_arguments,  # noqa: E402
                                layout_fields, reducer_names)
@@ -50,13 +49,13 @@ def parse_args(argv=None):
         help='The maximum number of samples per category. '
         'Higher number need longer time to calculate. Defaults to 100.')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file. If the value to '
         'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
+        'is allowed (set a path with spaces in the config file).')
     parser.add_argument('--device', help='Device used for inference')
     parser.add_argument(
         '--legend', action='store_true', default=None,

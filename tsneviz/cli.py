@@ -85,7 +85,10 @@ def run(main: Callable[[], object]) -> None:
     """Call ``main``; a :class:`~tsneviz.errors.UserError` becomes one line.
 
     The line goes to stderr as ``error: ...`` and the exit status is 2, with
-    no traceback; other exceptions are bugs and keep theirs.
+    no traceback; other exceptions are bugs and keep theirs. Ctrl-C ends
+    with exit status 130 and one line: ``error: interrupted``, or what the
+    ``KeyboardInterrupt`` says (an analysis step cut short names what
+    finishes the run).
     """
     from tsneviz.errors import UserError
 
@@ -96,6 +99,8 @@ def run(main: Callable[[], object]) -> None:
         message = ' '.join(str(err).split())
         print(f'error: {message}', file=sys.stderr)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        print('error: interrupted', file=sys.stderr)
+    except KeyboardInterrupt as err:
+        # an AnalysisInterrupted says what was kept and how to finish it
+        message = ' '.join(str(err).split()) or 'interrupted'
+        print(f'error: {message}', file=sys.stderr)
         sys.exit(130)

@@ -6,7 +6,7 @@ the mmengine convention (``--cfg-options`` beats the file).
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 
 from tsneviz.errors import UserError
 
@@ -37,6 +37,52 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options``, minus silent losses.
+
+    ``DictAction`` removes every space from a value, so
+    ``data_root='/data/my set'`` becomes ``/data/myset``, and a value split
+    by the shell (``data_root=/data/my set``, unquoted) ends in a
+    traceback. Neither quoting keeps the space, so a value that names an
+    existing path only with its spaces, or a word that is not
+    ``KEY=VALUE``, is refused in one line that says to set the path in the
+    config file instead.
+
+    Examples:
+        >>> parser.add_argument('--cfg-options', nargs='+',
+        ...                     action=CfgOptionsAction)
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        flag = option_string or self.dest
+        for i, word in enumerate(values or ()):
+            if '=' in word:
+                continue
+            if i and '=' in values[i - 1]:
+                key, value = values[i - 1].split('=', 1)
+                _refuse_lost_spaces(flag, key, f'{value} {word}')
+            raise UserError(f'{flag}: {word!r} is not KEY=VALUE; give each '
+                            'setting as key=value (a value cannot hold '
+                            'spaces: set such a value in the config file)')
+        super().__call__(parser, namespace, values, option_string)
+        for word in values or ():
+            key, value = word.split('=', 1)
+            if ' ' in value:
+                _refuse_lost_spaces(flag, key, value)
+
+
+def _refuse_lost_spaces(flag: str, key: str, value: str) -> None:
+    """Refuse a path that exists with its spaces but not without them."""
+    # what DictAction keeps of a value, as it strips it
+    value = value.strip('\'"')
+    kept = value.replace(' ', '')
+    if osp.exists(value) and not osp.exists(kept):
+        raise UserError(
+            f'{flag} {key}={value!r}: {flag} drops the spaces of a value '
+            f"(mmengine's DictAction) and {kept!r} does not exist; set "
+            f'{key} to {value!r} in the config file instead')
 
 
 def resolve_work_dir(cfg: Config, config_path: str,

@@ -36,6 +36,7 @@ import numpy as np
 
 from tsneviz.data.paths import resolve
 from tsneviz.errors import UserError
+from tsneviz.fonts import cover_glyphs
 from tsneviz.metrics import nearest_neighbors
 from tsneviz.rundir import (CONFIG, Run, atomic_write, neighbors_file,
                             update_manifest)
@@ -519,6 +520,8 @@ def save_neighbor_grid(query_item: dict, neighbors: Sequence[dict],
     import matplotlib.pyplot as plt
 
     items = [query_item] + list(neighbors)
+    cover_glyphs(item.get(name) for item in items
+                 for name in ('gt_class', 'pred_class') if item.get(name))
     cols = math.ceil(math.sqrt(len(items)))
     rows = math.ceil(len(items) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows),

@@ -229,6 +229,9 @@ def analyze_run(run_dir: str, steps: Optional[Sequence[str]] = None,
         AnalysisFailed: After all steps, when any of them failed (a
             one-line :class:`UserError`, exit status 3): the run itself
             is complete.
+        AnalysisInterrupted: On Ctrl-C during a step (a
+            ``KeyboardInterrupt``): its message names the steps left
+            ``pending`` and the commands that finish them.
 
     Examples:
         >>> analyze_run(run_dir, steps=('views', 'clusters'))
@@ -248,13 +251,16 @@ def analyze_run(run_dir: str, steps: Optional[Sequence[str]] = None,
                                      for s in wanted})
     context = StepContext(seed, show_progress, logger)
     done, failed = [], []
-    for step in wanted:
-        outcome = _run_step(step, run_dir, context)
-        if outcome['status'] == 'ok':
-            done.append(step)
-        elif outcome['status'] == 'failed':
-            failed.append((step, outcome['error']))
-        rundir.record_analysis(run_dir, {step: outcome})
+    try:
+        for step in wanted:
+            outcome = _run_step(step, run_dir, context)
+            if outcome['status'] == 'ok':
+                done.append(step)
+            elif outcome['status'] == 'failed':
+                failed.append((step, outcome['error']))
+            rundir.record_analysis(run_dir, {step: outcome})
+    except KeyboardInterrupt:
+        raise _interrupted(step, run_dir, logger) from None
     if failed:
         raise _failure(failed, run_dir)
     return done
@@ -287,6 +293,26 @@ def _run_step(step: str, run_dir: str, context: StepContext) -> dict:
     if logger is not None:
         logger.info(f'{step}: {seconds:.1f} s')
     return dict(status='ok', seconds=seconds)
+
+
+def _interrupted(step: str, run_dir: str,
+                 logger=None) -> 'rundir.AnalysisInterrupted':
+    """The one line after Ctrl-C: the run is usable, and how to finish it.
+
+    The steps named are those ``run.json`` still records as pending,
+    which is what the server lists (``pending_steps``).
+    """
+    pending = rundir.pending_steps(rundir.read_manifest(run_dir)) or [step]
+    names = ', '.join(f"'{s}'" for s in pending)
+    commands = '; '.join(rundir.step_command(s, run_dir) for s in pending)
+    several = len(pending) > 1
+    message = (f"interrupted during the analysis step '{step}': the run "
+               f'{run_dir} is complete and usable, with the step'
+               f'{"s" if several else ""} {names} left pending in run.json; '
+               f'finish {"them" if several else "it"} with {commands}')
+    if logger is not None:
+        logger.warning(message)
+    return rundir.AnalysisInterrupted(message)
 
 
 def _failure(failed, run_dir: str) -> 'rundir.AnalysisFailed':

@@ -57,7 +57,8 @@ def open_run(work_dir: str, method: str, log_level: str = 'INFO'):
 
     Args:
         work_dir (str): Where run directories go.
-        method (str): The layout method, which names the log.
+        method (str): The layout method, which names the run directory
+            (``<method>_<timestamp>``) and the log.
         log_level (str): Defaults to ``'INFO'``.
 
     Yields:
@@ -69,7 +70,7 @@ def open_run(work_dir: str, method: str, log_level: str = 'INFO'):
 
     Examples:
         >>> with open_run('work_dirs/x', 'pca') as (run_dir, logger):
-        ...     logger.info('hello')  # written to <run_dir>/pca.log
+        ...     logger.info('hello')  # written to pca_<timestamp>/pca.log
     """
     from mmengine import dist
     from mmengine.logging import MMLogger
@@ -80,7 +81,7 @@ def open_run(work_dir: str, method: str, log_level: str = 'INFO'):
     run_dir = None
     try:
         if is_main:
-            run_dir = rundir.new_run_dir(work_dir, timestamp[0])
+            run_dir = rundir.new_run_dir(work_dir, timestamp[0], method)
         shared = [run_dir]
         dist.broadcast_object_list(shared)
         run_dir = shared[0]

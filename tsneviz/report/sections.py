@@ -60,6 +60,15 @@ def _checkpoint_text(manifest: dict) -> str:
 _LAYOUT_SETTINGS = ('perplexity', 'n_neighbors', 'min_dist', 'metric')
 
 
+def _setting(value) -> str:
+    """A layout setting as shown: a float with ``:g``.
+
+    The perplexity used for a few samples is (N - 1) / 3, which run.json
+    holds as e.g. 29.666666666666668.
+    """
+    return f'{value:g}' if isinstance(value, float) else str(value)
+
+
 def _layout_text(run: Run) -> str:
     layout = run.manifest.get('layout') or {}
     params = run.layout_params
@@ -67,8 +76,8 @@ def _layout_text(run: Run) -> str:
     if run.method == 'tsne' and (run.manifest.get('tsne') or {}).get(
             'backend'):
         name = f"{run.manifest['tsne']['backend']} t-SNE"
-    shown = [f'{p.replace("_", " ")} {params[p]}' for p in _LAYOUT_SETTINGS
-             if params.get(p) is not None]
+    shown = [f'{p.replace("_", " ")} {_setting(params[p])}'
+             for p in _LAYOUT_SETTINGS if params.get(p) is not None]
     shown.append(f'{params.get("n_components", 2)}-D')
     return f'{name}, ' + ', '.join(shown)
 

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tsneviz.fonts import cover_glyphs
 from tsneviz.metrics import silhouette_by_class
 from tsneviz.rundir import (CLUSTERS, CONFUSION_PNG, REPORT_HTML, REPORT_MD,
                             Run, atomic_write, update_manifest, write_bytes)
@@ -39,6 +40,7 @@ def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str],
     from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    cover_glyphs(names)
     k = len(names)
     # Grows with the class count so labels stay legible, within reason.
     side = float(np.clip(0.45 * k + 2.5, 5.0, 24.0))

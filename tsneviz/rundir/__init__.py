@@ -1,6 +1,7 @@
 """The run directory: the contract between steps.
 
-``work_dirs/<config>/tsne_<timestamp>/`` holds ``feat_<key>.npy`` and
+``work_dirs/<config>/tsne_<timestamp>/`` (``umap_``, ``pca_`` for the
+other layouts: :func:`run_dir_name`) holds ``feat_<key>.npy`` and
 ``feat_<key>.png``, ``samples.csv`` (one row per sample), the resolved
 ``config.py``, the log ``<method>.log`` (:func:`log_file`) and
 ``run.json``. Every file is written to a
@@ -42,19 +43,20 @@ from tsneviz.rundir.files import (CLUSTERS, CONFIG, CONFUSION_PNG,
                                   DUPLICATES, EXPLORER_DATA, EXPLORER_PAGE,
                                   LOGITS,
                                   MANIFEST, NEIGHBOR_GRIDS, PROJECTOR,
-                                  REPORT_HTML, REPORT_MD, RERUN,
+                                  REPORT_HTML, REPORT_MD, RERUN, RUN_DIRS,
                                   SAMPLES_EXPORT, SAMPLES_PARQUET, SPLITS,
                                   TABLE, THUMBS, bulk_file, coords_file,
                                   features_file, log_file, neighbors_file,
-                                  plot_file, step_command)
+                                  plot_file, run_dir_name, step_command)
 from tsneviz.rundir.io import (FULL_DISK_BYTES, atomic_write, check_array,
                                copy_file, load_array, quiet_log_file,
                                read_table, write_array, write_bytes,
                                write_error, write_json, write_table,
                                write_text)
 from tsneviz.rundir.manifest import (STEP_STATUSES, AnalysisFailed,
-                                     check_work_dir, failed_steps,
-                                     find_cached_run, new_run_dir,
+                                     AnalysisInterrupted, check_work_dir,
+                                     failed_steps, find_cached_run,
+                                     new_run_dir, pending_steps,
                                      read_manifest, record_analysis,
                                      recorded_step, update_manifest)
 from tsneviz.rundir.run import Run
@@ -74,6 +76,7 @@ __all__ = [
     'SPLITS', 'NEIGHBOR_GRIDS', 'DUPLICATES', 'SAMPLES_PARQUET',
     'SAMPLES_EXPORT', 'RERUN', 'features_file', 'log_file', 'coords_file',
     'plot_file', 'neighbors_file', 'bulk_file', 'step_command',
+    'run_dir_name', 'RUN_DIRS',
     # io
     'FULL_DISK_BYTES', 'write_error', 'quiet_log_file', 'atomic_write',
     'write_bytes', 'write_text', 'copy_file', 'write_json', 'write_array',
@@ -86,8 +89,9 @@ __all__ = [
     'nullable_ints', 'sample_cell', 'write_samples', 'add_columns',
     # manifest
     'check_work_dir', 'new_run_dir', 'read_manifest', 'update_manifest',
-    'find_cached_run', 'STEP_STATUSES', 'AnalysisFailed', 'recorded_step',
-    'record_analysis', 'failed_steps',
+    'find_cached_run', 'STEP_STATUSES', 'AnalysisFailed',
+    'AnalysisInterrupted', 'recorded_step', 'record_analysis',
+    'failed_steps', 'pending_steps',
     # run
     'Run',
 ]

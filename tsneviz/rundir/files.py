@@ -32,6 +32,26 @@ SAMPLES_PARQUET = 'samples.parquet'
 SAMPLES_EXPORT = 'samples_export.csv'
 
 
+def run_dir_name(method: str, timestamp: str) -> str:
+    """``<method>_<timestamp>``: the folder of a run, in its work dir.
+
+    ``tsne_<timestamp>`` for a t-SNE run, the name mmpretrain's tool gives;
+    a UMAP or PCA run is named after its method. :data:`RUN_DIRS` is the
+    glob of every run's folder.
+
+    Examples:
+        >>> run_dir_name('tsne', '20261123_144017')
+        'tsne_20261123_144017'
+        >>> run_dir_name('umap', '20261123_144017')
+        'umap_20261123_144017'
+    """
+    return f'{method}_{timestamp}'
+
+
+#: The glob of the run folders in a work dir, whatever their method.
+RUN_DIRS = run_dir_name('*', '*')
+
+
 def features_file(key: str) -> str:
     """``<key>.npy``: the (N, C) features of a key such as ``feat_3``."""
     return f'{key}.npy'

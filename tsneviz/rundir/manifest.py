@@ -14,7 +14,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from tsneviz.errors import UserError
-from tsneviz.rundir.files import MANIFEST, RERUN, features_file
+from tsneviz.rundir.files import (MANIFEST, RERUN, RUN_DIRS, features_file,
+                                  run_dir_name)
 from tsneviz.rundir.io import check_array, write_error, write_json
 
 
@@ -25,8 +26,11 @@ def check_work_dir(work_dir: str) -> None:
                         'pass a folder (it is created if missing)')
 
 
-def new_run_dir(work_dir: str, timestamp: str) -> str:
-    """Create ``tsne_<timestamp>`` (suffixed if taken) and return its path.
+def new_run_dir(work_dir: str, timestamp: str, method: str = 'tsne') -> str:
+    """Create ``<method>_<timestamp>`` (suffixed if taken), return its path.
+
+    ``tsne_<timestamp>`` for a t-SNE run, as mmpretrain's tool names it
+    (:func:`~tsneviz.rundir.files.run_dir_name`).
 
     Raises:
         UserError: ``work_dir`` is a file, or cannot be written (read-only,
@@ -43,7 +47,7 @@ def new_run_dir(work_dir: str, timestamp: str) -> str:
                         ) from None
     except OSError as err:
         raise (write_error(err, work_dir) or err) from None
-    base = osp.join(work_dir, f'tsne_{timestamp}')
+    base = osp.join(work_dir, run_dir_name(method, timestamp))
     path, n = base, 1
     while True:
         try:
@@ -119,7 +123,9 @@ def update_manifest(run_dir: str, sections: Optional[dict] = None,
 
 def find_cached_run(work_dir: str, feature_key: str) -> Optional[str]:
     """The newest complete run under ``work_dir`` with these features."""
-    runs = sorted(glob.glob(osp.join(work_dir, 'tsne_*', MANIFEST)),
+    # any method's runs: a t-SNE run reuses a PCA run's features
+    runs = sorted(glob.glob(osp.join(glob.escape(work_dir), RUN_DIRS,
+                                     MANIFEST)),
                   key=osp.getmtime, reverse=True)
     for manifest_path in runs:
         try:
@@ -159,6 +165,16 @@ class AnalysisFailed(UserError):
     """
 
     exit_code = 3
+
+
+class AnalysisInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the analysis steps, after the run itself was complete.
+
+    A ``KeyboardInterrupt`` (exit status 130, nothing caught by mistake)
+    whose message says that the run is usable and which commands finish
+    its steps, left ``pending`` in ``run.json``; the CLI prints it as its
+    one line.
+    """
 
 
 @contextlib.contextmanager
@@ -210,5 +226,20 @@ def record_analysis(run_dir: str, outcomes: Dict[str, dict]) -> dict:
 
 def failed_steps(manifest: dict) -> List[str]:
     """The analysis steps that ``run.json`` records as failed."""
-    return [step for step, outcome in (manifest.get('analysis') or {}).items()
-            if isinstance(outcome, dict) and outcome.get('status') == 'failed']
+    return _steps_with(manifest, 'failed')
+
+
+def pending_steps(manifest: dict) -> List[str]:
+    """The analysis steps that ``run.json`` records as pending.
+
+    Either still running, or cut short (Ctrl-C, a killed process): the run
+    is usable, but these steps' files are missing or stale.
+    """
+    return _steps_with(manifest, 'pending')
+
+
+def _steps_with(manifest: dict, status: str) -> List[str]:
+    analysis = manifest.get('analysis')
+    return [step for step, outcome in (
+        analysis.items() if isinstance(analysis, dict) else ())
+        if isinstance(outcome, dict) and outcome.get('status') == status]

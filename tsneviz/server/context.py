@@ -133,6 +133,8 @@ class ServerState:
         run = self.run(run_id)
         man = run.manifest
         config = man.get('config')
+        pending = rundir.pending_steps(man)
+        failed = rundir.failed_steps(man)
         return m.RunSummary(
             id=run_id, path=relative_name(run.path, self.runs.root),
             created=man.get('created'),
@@ -142,7 +144,9 @@ class ServerState:
             classes=[str(c) for c in run.classes] if run.classes else None,
             clustered=run.has(rundir.CLUSTERS),
             has_explorer=osp.isfile(osp.join(run.path, EXPLORER)),
-            explorer_url=f'/runs/{run_id}/')
+            explorer_url=f'/runs/{run_id}/',
+            complete=not (pending or failed), pending_steps=pending,
+            failed_steps=failed)
 
     def public_job(self, job: dict) -> dict:
         """A job record as sent: its run folder relative to the root, and

@@ -14,8 +14,9 @@ Every job is a record ``<state>/jobs/<id>.json``, written atomically on
 each change, so jobs survive a restart: one that was queued or running
 when its server stopped is ``interrupted`` after it. Runs go to
 ``<root>/<config name>/tsne_<timestamp>/`` (the reference's
-``work_dirs/<config name>`` layout), so the server finds them as runs;
-``<root>/<config name>`` must be a real folder, not a symlink
+``work_dirs/<config name>`` layout; ``umap_``, ``pca_`` for the other
+methods, :func:`~tsneviz.rundir.run_dir_name`), so the server finds them
+as runs; ``<root>/<config name>`` must be a real folder, not a symlink
 (:func:`~tsneviz.server.security.real_folder`), checked at submission and
 again by the worker with the dataset (:mod:`tsneviz.server.worker`).
 """
@@ -35,7 +36,7 @@ import uuid
 from typing import Dict, List, Optional
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import log_file, write_json
+from tsneviz.rundir import RUN_DIRS, log_file, write_json
 from tsneviz.server.errors import Conflict, Forbidden, TooManyRequests
 from tsneviz.server.jobspec import ALLOWED_OPTIONS, check_job
 from tsneviz.server.security import real_folder
@@ -355,7 +356,8 @@ def _last_log_line(work_dir: str, since: Optional[float]) -> Optional[str]:
         return None
     logs = []
     # any layout's log: tsne.log, umap.log, pca.log (rundir.log_file)
-    for path in glob.glob(osp.join(work_dir, 'tsne_*', log_file('*'))):
+    for path in glob.glob(osp.join(glob.escape(work_dir), RUN_DIRS,
+                                   log_file('*'))):
         try:
             mtime = osp.getmtime(path)
         except OSError:

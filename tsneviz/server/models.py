@@ -68,6 +68,15 @@ class RunSummary(BaseModel):
     clustered: bool
     has_explorer: bool
     explorer_url: str
+    complete: bool = Field(description='every analysis step asked for '
+                           'finished: none is pending or failed')
+    pending_steps: List[str] = Field(
+        default_factory=list, description='analysis steps run.json records '
+        'as pending: still running, or cut short (Ctrl-C); the run is '
+        "usable, and each step's tool (tools/<step>.py RUN) finishes it")
+    failed_steps: List[str] = Field(
+        default_factory=list, description='analysis steps that failed '
+        '(run.json has the error)')
 
 
 class BrokenRun(BaseModel):

@@ -10,6 +10,8 @@ import os
 import numpy as np
 from matplotlib.lines import Line2D
 
+from tsneviz.fonts import cover_glyphs
+
 #: Above this many classes the automatic legend is left out: it would be
 #: taller than the plot and no one can match 30+ colours by eye anyway.
 AUTO_LEGEND_MAX_CLASSES = 30
@@ -110,6 +112,7 @@ def _scatter_axes(fig, xyz, order, style, title):
 
 def _add_legend(ax, colors, names, title=None):
     """One round marker per entry, in columns, outside the axes."""
+    cover_glyphs(names)  # before the legend's texts take their font
     handles = [Line2D([], [], linestyle='none', marker='o', markersize=6,
                       markeredgewidth=0, markerfacecolor=color, label=name)
                for color, name in zip(colors, names)]

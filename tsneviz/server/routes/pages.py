@@ -18,8 +18,8 @@ from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse,
                                RedirectResponse)
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import EXPLORER_DATA, MANIFEST, THUMBS
-from tsneviz.server.context import EXPLORER, ServerDep
+from tsneviz.rundir import EXPLORER_DATA, MANIFEST, THUMBS, recorded_step
+from tsneviz.server.context import EXPLORER, ServerDep, ServerState
 from tsneviz.server.errors import Forbidden, NotFound
 from tsneviz.server.security import EXPLORER_POLICY, contained, real_folder
 
@@ -31,8 +31,8 @@ router = APIRouter(include_in_schema=False)
 @router.get('/', response_class=HTMLResponse)
 def home(srv: ServerDep):
     items = ''.join(
-        f'<li><a href="/runs/{html.escape(i)}/">{html.escape(i)}</a></li>'
-        for i in srv.runs.ids())
+        f'<li><a href="/runs/{html.escape(i)}/">{html.escape(i)}</a>'
+        f'{_state(srv, i)}</li>' for i in srv.runs.ids())
     return (f'<!doctype html><meta charset="utf-8"><title>tsneviz runs'
             f'</title><h1>tsneviz runs</h1><ul>{items or "none"}</ul>'
             '<p><a href="/docs">API</a></p>')
@@ -82,6 +82,20 @@ def run_file(run: str, file: str, srv: ServerDep):
     return FileResponse(osp.realpath(path))
 
 
+def _state(srv: ServerState, run_id: str) -> str:
+    """What the listing adds after a run's link: why it is not finished."""
+    try:
+        summary = srv.summary(run_id)
+    except Exception:  # noqa: BLE001 one run, not the page
+        return ' (cannot be read: GET /api/runs says why)'
+    if summary.complete:
+        return ''
+    steps = [f'{s} pending' for s in summary.pending_steps] + \
+        [f'{s} failed' for s in summary.failed_steps]
+    return (' <strong>(incomplete: ' + html.escape(', '.join(steps)) +
+            ')</strong>')
+
+
 def _served_page(text: str, run_id: str) -> str:
     """The explorer page with its images taken from the API.
 
@@ -122,4 +136,6 @@ def _write_explorer(run_dir: str) -> None:
     # the folders it writes into: a planted link is refused (403)
     for folder in (EXPLORER_DATA, THUMBS):
         real_folder(run_dir, folder)
-    write_explorer(run_dir)
+    # the run's explorer step is done now, also if Ctrl-C left it pending
+    with recorded_step(run_dir, 'explorer'):
+        write_explorer(run_dir)

@@ -9,12 +9,13 @@ import html
 import os.path as osp
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tsneviz.errors import UserError
+from tsneviz.rundir import MAX_FILE_BYTES, UnsafeFile, read_regular
 from tsneviz.server.context import EXPLORER, ServerDep
 from tsneviz.server.errors import Forbidden, NotFound
-from tsneviz.server.security import contained
+from tsneviz.server.files import serve_file
 
 __all__ = ['router']
 
@@ -47,8 +48,13 @@ def page(run: str, srv: ServerDep):
         with srv.run_lock(run):
             if not osp.isfile(path):
                 _write_explorer(folder)
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
+    try:
+        text = read_regular(path, MAX_FILE_BYTES, folder).decode('utf-8')
+    except UnsafeFile as err:
+        raise Forbidden(f'the page is not served: {err}') from None
+    except UnicodeDecodeError:
+        raise Forbidden(f'{EXPLORER} is not UTF-8 text: write the explorer '
+                        'again (tools/explore.py)') from None
     return HTMLResponse(_served_page(text, run),
                         headers={'Cache-Control': 'no-cache'})
 
@@ -56,15 +62,12 @@ def page(run: str, srv: ServerDep):
 @router.get('/runs/{run}/{file:path}')
 def run_file(run: str, file: str, srv: ServerDep):
     folder = srv.runs.path(run)
-    path = osp.join(folder, file)
     parts = file.replace('\\', '/').split('/')
     # hidden names are temporary files of atomic writes, or not ours
-    if osp.isabs(file) or any(p.startswith('.') for p in parts) or \
-            not contained(path, folder):
+    if osp.isabs(file) or any(p.startswith('.') for p in parts):
         raise Forbidden(f'{file!r} is outside the run directory')
-    if not osp.isfile(path):
-        raise NotFound(f'no file {file!r} in run {run!r}')
-    return FileResponse(osp.realpath(path))
+    return serve_file(osp.join(folder, file), folder, srv.runs.root,
+                      missing=f'no file {file!r} in run {run!r}')
 
 
 def _served_page(text: str, run_id: str) -> str:

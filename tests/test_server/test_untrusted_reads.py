@@ -216,7 +216,7 @@ def test_a_flipping_link_never_serves_the_outside_file(runs):
 
         def read():
             with httpx.Client(base_url=url, timeout=30) as client:
-                for i in range(150):
+                for i in range(200):
                     r = client.get(urls[i % len(urls)])
                     leaked = SECRET in r.content or r.content == secret_png
                     with lock:

@@ -487,10 +487,13 @@ def _array_header(f, path: str, size: Optional[int], hint: str = RERUN
 def _check_shape(path: str, shape: tuple, rows: Optional[int],
                  ndim: Optional[int], cols: Optional[Iterable[int]]) -> None:
     if (rows is not None and (not shape or shape[0] != rows)) or \
-            (ndim is not None and len(shape) != ndim) or \
-            (cols is not None and (len(shape) < 2 or shape[1] not in cols)):
+            (ndim is not None and len(shape) != ndim):
         raise UserError(f'{path} has shape {shape}, the run has {rows} '
                         f'samples; {RERUN}')
+    if cols is not None and (len(shape) < 2 or shape[1] not in cols):
+        raise UserError(f'{path} has shape {shape}: its second dimension '
+                        f'must be one of {", ".join(map(str, cols))}; '
+                        f'{RERUN}')
 
 
 def _open_array(path: str, inside: Optional[str]) -> BinaryIO:
@@ -589,7 +592,8 @@ def read_npz(path: str, bounds: Optional[Tuple[int, ...]] = None,
             ``.npy`` files, or an array beyond ``bounds`` or ``max_bytes``.
 
     Examples:
-        >>> read_npz('run/neighbors_feat_3.npz', bounds=(300, 299))['indices'].shape
+        >>> found = read_npz('run/neighbors_feat_3.npz', bounds=(300, 299))
+        >>> found['indices'].shape
         (300, 20)
     """
     def refuse(why):

@@ -343,3 +343,46 @@ def test_npz_bomb_is_refused_from_its_header(runs, shape, data_bytes):
             assert _vm_hwm(proc.pid) - before < 100 << 20
             assert client.get(f'/api/runs/{GOOD}/neighbors/1').status_code \
                 == 200
+
+
+# ---- file names recorded in the run, and the run logs a job reads ---------
+
+def test_placed_layer_named_outside_the_run_is_not_read(runs):
+    layer = osp.join(runs['outside'], 'layer.csv')
+    with open(layer, 'w') as f:
+        f.write('img_path,feat_3_x,feat_3_y\nSECRET-ROW,0.5,0.5\n')
+    manifest = osp.join(runs['bad'], 'run.json')
+    with open(manifest) as f:
+        body = json.load(f)
+    body['placed'] = {'leak': {'file': layer, 'key': 'feat_3'}}
+    write_json(manifest, body)
+    served, client = _served(runs['root'])
+    try:
+        r = client.get(f'/runs/{BAD}/')
+        assert 'is outside' in error(r, 400) and 'SECRET-ROW' not in r.text
+        assert client.get(f'/runs/{GOOD}/').status_code == 200
+    finally:
+        client.close()
+        served.stop()
+
+
+@pytest.mark.parametrize('planted', ['link', 'fifo'])
+def test_a_job_reads_no_planted_log(tmp_path, planted):
+    from tsneviz.server.jobs import _last_log_line
+
+    work = tmp_path / 'work'
+    (work / 'tsne_1').mkdir(parents=True)
+    (work / 'tsne_1' / 'tsne.log').write_text('extracting\n')
+    (work / 'tsne_2').mkdir()
+    log = str(work / 'tsne_2' / 'tsne.log')  # the newest: what is read
+    if planted == 'link':
+        (tmp_path / 'secret.txt').write_bytes(SECRET)
+        os.symlink(str(tmp_path / 'secret.txt'), log)
+    else:
+        os.mkfifo(log)
+    found = []
+    reader = threading.Thread(target=lambda: found.append(
+        _last_log_line(str(work), time.time() - 60)), daemon=True)
+    reader.start()
+    reader.join(10)
+    assert found == [None]  # neither the secret nor a hang

@@ -51,9 +51,12 @@ def parse_args(argv=None):
                         help='with --jobs: the only folder jobs may take '
                         'configs from, by relative name. Defaults to configs')
     parser.add_argument('--data-dir', action='append', default=[],
-                        help='with --jobs: a folder jobs may read datasets '
-                        'from (every resolved data_root / data_prefix / '
-                        'ann_file must be inside one); repeatable')
+                        help='a folder datasets may be in: jobs read only '
+                        'from inside one (every resolved data_root / '
+                        'data_prefix / ann_file), and run images are served '
+                        'only from inside one; repeatable. Without it, '
+                        'images are served from each run\'s own dataset '
+                        'folder, unless that folder holds the runs')
     parser.add_argument('--checkpoints-dir', default=None,
                         help='the only folder POST /api/jobs may take '
                         'checkpoints from. Defaults to none (jobs run '

@@ -153,7 +153,9 @@ def server(tree, digits_root):
     served = Served(create_app(
         tree['root'], configs_dir=osp.join(REPO, 'configs'),
         checkpoints_dir=osp.dirname(DEMO_CHECKPOINT),
-        max_body_bytes=MAX_BODY, data_dirs=[digits_root]))
+        max_body_bytes=MAX_BODY,
+        # jobs read the digits; the hand-made runs' images are in data
+        data_dirs=[digits_root, tree['data']]))
     with httpx.Client(base_url=served.url, timeout=120) as client:
         yield client
     served.stop()

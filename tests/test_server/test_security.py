@@ -562,8 +562,9 @@ def test_jobs_are_off_unless_asked_for(work):
 
 def test_errors_name_no_server_path(work, digits_root, tmp_path):
     os.remove(osp.join(work['data'], 'val', '0', '2.png'))
+    # images are served from inside the data folders only
     served = Served(create_app(work['root'], configs_dir=CONFIGS,
-                               data_dirs=[digits_root]))
+                               data_dirs=[digits_root, work['data']]))
     try:
         with httpx.Client(base_url=served.url) as client:
             details = [

@@ -652,5 +652,7 @@ def placed_layers(run: Union[str, Run]) -> List[dict]:
         path = run.file(entry.get('file', layer_file(name)))
         if not osp.isfile(path):
             continue
-        layers.append(dict(entry, name=name, table=read_table(path)))
+        # run.json names the file: it is read only from inside the run
+        layers.append(dict(entry, name=name,
+                           table=read_table(path, inside=run.path)))
     return layers

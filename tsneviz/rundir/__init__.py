@@ -23,8 +23,10 @@ module, lowest first (each imports only the ones before it):
   :func:`step_command`);
 - :mod:`~tsneviz.rundir.io`: the atomic write (:func:`atomic_write` and
   the ``write_*`` built on it), one-line write errors
-  (:func:`write_error`), and the readers of tables and arrays
-  (:func:`read_table`, :func:`load_array`);
+  (:func:`write_error`), the one way a file is opened for reading
+  (:func:`open_regular`: a regular file, capped, no link followed below a
+  given folder), and the readers of tables and arrays
+  (:func:`read_table`, :func:`load_array`, :func:`read_npz`);
 - :mod:`~tsneviz.rundir.schema`: the schema of ``samples.csv``
   (:data:`SAMPLE_COLUMNS`) and of ``clusters.csv`` (:data:`CLUSTER_SCHEMA`),
   and its writers (:func:`write_samples`, :func:`add_columns`);
@@ -48,11 +50,14 @@ from tsneviz.rundir.files import (CLUSTERS, CONFIG, CONFUSION_PNG,
                                   TABLE, THUMBS, bulk_file, coords_file,
                                   features_file, log_file, neighbors_file,
                                   plot_file, run_dir_name, step_command)
-from tsneviz.rundir.io import (FULL_DISK_BYTES, atomic_write, check_array,
-                               copy_file, load_array, quiet_log_file,
-                               read_table, write_array, write_bytes,
-                               write_error, write_json, write_table,
-                               write_text)
+from tsneviz.rundir.io import (FULL_DISK_BYTES, MAX_FILE_BYTES,
+                               MAX_JSON_BYTES, MAX_NPZ_BYTES,
+                               MAX_TABLE_BYTES, UnsafeFile, atomic_write,
+                               check_array, copy_file, load_array,
+                               open_regular, quiet_log_file, read_npz,
+                               read_regular, read_table, write_array,
+                               write_bytes, write_error, write_json,
+                               write_table, write_text)
 from tsneviz.rundir.manifest import (STEP_STATUSES, AnalysisFailed,
                                      AnalysisInterrupted, check_work_dir,
                                      failed_steps, find_cached_run,
@@ -81,6 +86,8 @@ __all__ = [
     'FULL_DISK_BYTES', 'write_error', 'quiet_log_file', 'atomic_write',
     'write_bytes', 'write_text', 'copy_file', 'write_json', 'write_array',
     'write_table', 'read_table', 'check_array', 'load_array',
+    'MAX_JSON_BYTES', 'MAX_TABLE_BYTES', 'MAX_NPZ_BYTES', 'MAX_FILE_BYTES',
+    'UnsafeFile', 'open_regular', 'read_regular', 'read_npz',
     # schema
     'TEXT', 'INT', 'FLOAT', 'BOOL', 'SAMPLE_COLUMNS', 'CLUSTER_COLUMN',
     'CLUSTER_SCHEMA', 'CLUSTER_COLUMNS', 'COORD_AXES', 'TABLE_COLUMNS',

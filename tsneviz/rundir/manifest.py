@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Sequence
 from tsneviz.errors import UserError
 from tsneviz.rundir.files import (MANIFEST, RERUN, RUN_DIRS, features_file,
                                   run_dir_name)
-from tsneviz.rundir.io import check_array, write_error, write_json
+from tsneviz.rundir.io import (MAX_JSON_BYTES, UnsafeFile, check_array,
+                               read_regular, write_error, write_json)
 
 
 def check_work_dir(work_dir: str) -> None:
@@ -74,8 +75,9 @@ def read_manifest(run_dir: str) -> dict:
         raise UserError(f'{run_dir} has no {MANIFEST}: it is not a complete '
                         'tsneviz run; run tools/vis_tsne.py again')
     try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
+        text = read_regular(path, MAX_JSON_BYTES, run_dir).decode('utf-8')
+    except UnsafeFile as err:
+        raise UnsafeFile(f'{err}; {RERUN}') from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f'cannot read {path}: {err}; {RERUN}') from None
     if not text.strip():

@@ -10,10 +10,14 @@ from tsneviz.errors import UserError
 from tsneviz.rundir.files import (CLUSTERS, LOGITS, MANIFEST, RERUN, TABLE,
                                   coords_file, features_file, log_file,
                                   neighbors_file, plot_file)
-from tsneviz.rundir.io import check_array, load_array, read_table
+from tsneviz.rundir.io import (MAX_FILE_BYTES, check_array, load_array,
+                               read_npz, read_regular, read_table)
 from tsneviz.rundir.manifest import read_manifest
-from tsneviz.rundir.schema import (INT, TABLE_COLUMNS, column_kind,
-                                   typed_column)
+from tsneviz.rundir.schema import (COORD_AXES, INT, TABLE_COLUMNS,
+                                   column_kind, typed_column)
+
+# The columns a layout may have: 2-D or 3-D maps (one table column each).
+COORD_DIMS = (2, len(COORD_AXES))
 
 
 class Run:
@@ -41,7 +45,7 @@ class Run:
         self.manifest = read_manifest(path)
         self.keys = list(self.manifest['extraction']['keys'])
         table_path = osp.join(path, TABLE)
-        self._text = read_table(table_path)
+        self._text = read_table(table_path, inside=path)
         self.table = {name: typed_column(name, values, self.keys)
                       for name, values in self._text.items()}
         # Every later step trusts these; a damaged run is refused here,
@@ -78,8 +82,10 @@ class Run:
                 file.
         """
         for key in self.keys:
-            check_array(self._array(key), len(self), ndim=2)
-            check_array(self._coords(key), len(self), ndim=2)
+            check_array(self._array(key), len(self), ndim=2,
+                        inside=self.path)
+            check_array(self._coords(key), len(self), ndim=2,
+                        inside=self.path, cols=COORD_DIMS)
 
     def __len__(self) -> int:
         return int(self.manifest['n_samples'])
@@ -111,12 +117,12 @@ class Run:
         """The bytes of the run's file ``name`` (a plot, a page).
 
         Raises:
-            UserError: The file is missing or unreadable.
+            UserError: The file is missing or unreadable, not a regular
+                file inside the run, or larger than :data:`MAX_FILE_BYTES`.
         """
         path = self.file(name)
         try:
-            with open(path, 'rb') as f:
-                return f.read()
+            return read_regular(path, MAX_FILE_BYTES, self.path)
         except FileNotFoundError:
             raise UserError(f'{path} is missing') from None
         except OSError as err:
@@ -135,7 +141,7 @@ class Run:
         path = self.file(LOGITS)
         if not osp.isfile(path):
             return None
-        return load_array(path, len(self), ndim=2)
+        return load_array(path, len(self), ndim=2, inside=self.path)
 
     def neighbors(self, key: Optional[str] = None) -> Optional[dict]:
         """The stored neighbours of ``key`` (``neighbors_<key>.npz``).
@@ -150,28 +156,34 @@ class Run:
             UserError: The file is damaged.
         """
         path = self.file(neighbors_file(self.key(key)))
-        if not osp.isfile(path):
+        if not osp.lexists(path):
             return None
+        n, again = len(self), 'run the neighbors step again'
         try:
-            with np.load(path, allow_pickle=False) as data:
-                found = dict(indices=data['indices'],
-                             distances=data['distances'],
-                             metric=str(data['metric']))
-                # how the graph was searched (files since the shared graph)
-                for name in ('builder', 'space'):
-                    if name in data:
-                        found[name] = str(data[name])
-                if 'recall' in data:
-                    found['recall'] = float(data['recall'])
-        except (OSError, ValueError, KeyError, EOFError) as err:
-            raise UserError(f'cannot read {path} ({err}); run the '
-                            'neighbors step again') from None
-        if len(found['indices']) != len(self):
-            raise UserError(f'{path} has {len(found["indices"])} rows, the '
-                            f'run {len(self)} samples; run the neighbors '
-                            'step again')
-        _check_neighbors(path, found['indices'], found['distances'],
-                         len(self))
+            # (N, k) neighbours among the N - 1 other samples: declared
+            # larger, the file is refused before its data is read
+            data = read_npz(path, bounds=(n, max(n - 1, 0)),
+                            inside=self.path, hint=again)
+            found = dict(indices=data['indices'],
+                         distances=data['distances'],
+                         metric=str(data['metric']))
+            # how the graph was searched (files since the shared graph)
+            for name in ('builder', 'space'):
+                if name in data:
+                    found[name] = str(data[name])
+            if 'recall' in data:
+                found['recall'] = float(data['recall'])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f'cannot read {path} ({err}); {again}') from None
+        shape = found['indices'].shape
+        if len(shape) != 2 or shape[0] != n or \
+                found['distances'].shape != shape:
+            raise UserError(f'{path} has indices of shape {shape} and '
+                            f'distances of shape {found["distances"].shape},'
+                            f' the run {n} samples; {again}')
+        _check_neighbors(path, found['indices'], found['distances'], n)
         return found
 
     def clusters(self) -> Optional[Dict[str, List[str]]]:
@@ -184,7 +196,7 @@ class Run:
         path = self.file(CLUSTERS)
         if not osp.isfile(path):
             return None
-        return read_table(path)
+        return read_table(path, inside=self.path)
 
     def plot_files(self) -> List[str]:
         """Names of the run's PNG plots: ``<key>.png``, ``<key>_<view>.png``.
@@ -207,7 +219,7 @@ class Run:
         touch in memory.
         """
         return load_array(self._array(self.key(key)), len(self), ndim=2,
-                          mmap=True)
+                          mmap=True, inside=self.path)
 
     def coords(self, key: Optional[str] = None) -> np.ndarray:
         """(N, 2 or 3) layout of ``key`` (``<method>_<key>.npy``).
@@ -217,11 +229,11 @@ class Run:
                 holds a coordinate that is not a finite number.
         """
         path = self._coords(self.key(key))
-        coords = load_array(path, len(self), ndim=2)
-        if coords.shape[1] not in (2, 3) or coords.dtype.kind not in 'iuf':
-            raise UserError(f'{path} holds {coords.shape[1]} columns of '
-                            f'{coords.dtype}, not 2 or 3 coordinates; '
-                            f'{RERUN}')
+        coords = load_array(path, len(self), ndim=2, inside=self.path,
+                            cols=COORD_DIMS)
+        if coords.dtype.kind not in 'iuf':
+            raise UserError(f'{path} holds {coords.dtype}, not '
+                            f'coordinates; {RERUN}')
         if not np.isfinite(coords).all():
             raise UserError(f'{path} holds coordinates that are not finite '
                             f'numbers; {RERUN}')

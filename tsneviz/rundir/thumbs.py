@@ -48,7 +48,8 @@ import numpy as np
 
 from tsneviz.errors import UserError
 from tsneviz.rundir.files import THUMBS
-from tsneviz.rundir.io import atomic_write, write_text
+from tsneviz.rundir.io import (MAX_JSON_BYTES, atomic_write, open_regular,
+                               read_regular, write_text)
 
 __all__ = ['INDEX_JSON', 'INDEX_SCRIPT', 'INDEX_GLOBAL', 'DEFAULT_CELL',
            'DEFAULT_SHEET_PX', 'PackedThumbnails', 'thumb_ids',
@@ -71,6 +72,8 @@ DEFAULT_SHEET_PX = 2048
 POOL_MIN_IMAGES = 2000
 _CHUNK = 256  # images per task sent to a worker
 _SHEET = re.compile(r'^sheet_\d+\.png$')
+_REPACK = ('write the explorer again (tools/explore.py) to repack the '
+           'thumbnails')
 _LEGACY = re.compile(r'^\d+\.png$')  # one file per image, written before
 
 
@@ -164,7 +167,19 @@ class PackedThumbnails:
 
     def _open_sheet(self, sheet: int):
         from PIL import Image
-        with Image.open(self.sheet_path(sheet)) as image:
+
+        path = self.sheet_path(sheet)
+        # inside the run folder: thumbs/ itself must not be a link either
+        with open_regular(path, inside=osp.dirname(self.folder)) as f, \
+                Image.open(f) as image:
+            # checked before the pixels are decoded: a sheet is never
+            # larger than its cells
+            most = (self.cols * self.cell,
+                    self.per_sheet // self.cols * self.cell)
+            if image.format != 'PNG' or image.width > most[0] or \
+                    image.height > most[1]:
+                raise UserError(f'{path} is not a sheet of {most[0]} x '
+                                f'{most[1]} px at most; {_REPACK}')
             image.load()
             return image
 
@@ -201,23 +216,44 @@ def read_packed(run_dir: str) -> Optional[PackedThumbnails]:
     if not osp.isfile(path):
         return None
     try:
-        with open(path, encoding='utf-8') as f:
-            header = json.load(f)
-        if header.get('format') != FORMAT:
+        header = json.loads(read_regular(path, MAX_JSON_BYTES, run_dir))
+        if not isinstance(header, dict) or header.get('format') != FORMAT:
             return None  # another version's layout: make it again
         packed = PackedThumbnails(folder, header,
                                   _unb64(header['sizes'], '<u2'),
                                   _unb64(header['ids'], '<i4'))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f'{path} is damaged ({err}); write the explorer '
-                        'again (tools/explore.py) to repack the '
-                        'thumbnails') from None
+        _check_index(packed)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError,
+            UserError) as err:
+        raise UserError(f'{path} is damaged ({err}); {_REPACK}') from None
     for i in range(len(packed.sheets)):
         if not osp.isfile(packed.sheet_path(i)):
-            raise UserError(f'{packed.sheet_path(i)} is missing; write the '
-                            'explorer again (tools/explore.py) to repack '
-                            'the thumbnails')
+            raise UserError(f'{packed.sheet_path(i)} is missing; {_REPACK}')
     return packed
+
+
+def _check_index(packed: PackedThumbnails) -> None:
+    """Refuse an index that names files outside ``thumbs/`` or cells that
+    are not in its sheets.
+
+    The index is data from the run directory: a sheet is read only under
+    the name the packer gives it (``sheet_<i>.png``, no folder), and every
+    thumbnail and sample must point into the sheets listed.
+    """
+    if min(packed.cell, packed.cols, packed.per_sheet) < 1 or \
+            packed.per_sheet % packed.cols:
+        raise ValueError('cell, cols and per_sheet must be positive, '
+                         'per_sheet a multiple of cols')
+    for i, sheet in enumerate(packed.sheets):
+        if not isinstance(sheet, dict) or sheet.get('file') != sheet_file(i):
+            raise ValueError(f'sheet {i} must be the file {sheet_file(i)} '
+                             'of the thumbs folder')
+    if len(packed.sizes) > len(packed.sheets) * packed.per_sheet:
+        raise ValueError(f'{len(packed.sizes)} thumbnails do not fit in '
+                         f'{len(packed.sheets)} sheets')
+    if len(packed.ids) and (packed.ids.min() < -1 or
+                            packed.ids.max() >= len(packed.sizes)):
+        raise ValueError('a sample points to a thumbnail that is not packed')
 
 
 def packed_for(run_dir: str, paths: Sequence[str], size: Optional[int] = None,

@@ -79,7 +79,9 @@ def create_app(root: str, configs_dir: Optional[str] = None,
             only requests addressed to a loopback host name are served.
         max_body_bytes (int): Larger request bodies get 413. Defaults to
             :data:`MAX_BODY_BYTES` (1 MiB).
-        data_dirs (list[str]): The only folders a job's dataset may be in.
+        data_dirs (list[str]): The only folders a job's dataset may be in
+            and, when any are given, the only ones run images are served
+            from (:func:`~tsneviz.server.images.dataset_root`).
         max_jobs (int): Jobs run at a time. Defaults to 1.
         max_queue (int): Jobs that may wait; more get 429. Defaults to 8.
         body_timeout (float): Seconds a request body may take; then 408.

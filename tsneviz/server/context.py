@@ -48,7 +48,8 @@ class ServerSettings:
         checkpoints_dir (str, optional): Folder of job checkpoints.
         token (str, optional): Required on every request when set.
         max_body_bytes (int): Larger request bodies get 413.
-        data_dirs (tuple[str]): Folders a job's dataset may be in.
+        data_dirs (tuple[str]): Folders a job's dataset may be in, and
+            run images are served from (when any are given).
         max_jobs (int): Jobs run at a time.
         max_queue (int): Jobs that may wait; more get 429.
         body_timeout (float): Seconds a request body may take; then 408.

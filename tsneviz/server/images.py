@@ -1,12 +1,16 @@
 """A sample's image, full size or as a thumbnail, from inside its dataset.
 
-``samples.csv`` says where each image is, and ``samples.csv`` is only a
-file: edited, copied from elsewhere or written by a bad config it could
-name ``/etc/shadow``. So an image is read only when its path, resolved
-with symlinks followed, lies inside the run's dataset root (``run.json``'s
-``data_root``, or ``data_prefix`` when there is no root), and only when
-Pillow recognises it as an image: the endpoint can hand out pictures of
-the dataset and nothing else.
+``samples.csv`` says where each image is, and ``run.json`` where the
+dataset is, and both are only files: edited, copied from elsewhere or
+written by a bad config they could name ``/etc/shadow`` and ``/``. So an
+image is read only when its path, resolved with symlinks followed, lies
+inside the run's dataset root (:func:`dataset_root`: the folder its image
+paths start from, which must be a dataset's, not ``/`` or a folder holding
+the runs, and inside a ``--data-dir`` when the server has any); it is
+opened in the same step as that is checked
+(:func:`~tsneviz.rundir.open_regular`), and served only when Pillow
+recognises it as an image: the endpoint can hand out pictures of the
+dataset and nothing else.
 
 A thumbnail is cut from the run's packed thumbnails
 (:mod:`tsneviz.rundir.thumbs`, written with the explorer), so serving one
@@ -20,15 +24,15 @@ import os.path as osp
 import re
 from collections import OrderedDict
 from threading import Lock
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
-from tsneviz.rundir import THUMBS, Run
+from tsneviz.rundir import MANIFEST, THUMBS, Run, UnsafeFile, open_regular
 from tsneviz.rundir.thumbs import (DEFAULT_CELL, INDEX_JSON,
                                    PackedThumbnails, read_packed)
 from tsneviz.server.security import Forbidden, contained
 
-__all__ = ['THUMB_SIZE', 'MAX_PIXELS', 'dataset_root', 'image_path',
-           'read_image', 'read_thumbnail', 'packed_thumbnails',
+__all__ = ['THUMB_SIZE', 'MAX_PIXELS', 'MAX_IMAGE_BYTES', 'dataset_root',
+           'image_path', 'read_image', 'read_thumbnail', 'packed_thumbnails',
            'too_many_pixels']
 
 #: Longest side of a thumbnail made from the image (a run without packed
@@ -42,6 +46,10 @@ THUMB_SIZE = DEFAULT_CELL
 #: 6000x6000, measured), while a 109 KB PNG can declare 30000x30000.
 #: A 24-MP camera frame (6000x4000) fits.
 MAX_PIXELS = 6000 * 6000
+#: Largest image file served or shrunk. Photos of a dataset are a few MB;
+#: the cap is what keeps a sparse file of a terabyte with an image header
+#: from being read into memory.
+MAX_IMAGE_BYTES = 256 << 20
 # Thumbnails kept in memory (a few kB each): scrolling back is instant.
 _CACHE_ITEMS = 4096
 _cache: 'OrderedDict[tuple, Tuple[bytes, str]]' = OrderedDict()
@@ -53,39 +61,86 @@ _MEDIA = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'GIF': 'image/gif',
           'BMP': 'image/bmp', 'WEBP': 'image/webp', 'TIFF': 'image/tiff'}
 
 
-def dataset_root(run: Run) -> str:
-    """The folder a run's images must lie in; 403 when none is recorded.
+def dataset_root(run: Run, data_dirs: Sequence[str] = (),
+                 served: Optional[str] = None) -> str:
+    """The folder a run's images must lie in, resolved; else 403.
+
+    It is where the run says its image paths start: ``data_prefix``, else
+    ``data_root`` (``run.json``), resolved with symlinks followed as a
+    job's data paths are. A run directory may come from anyone, so that
+    record must name a dataset's folder, not widen what is served:
+
+    - with data folders (``--data-dir``) it must lie inside one of them,
+      the check a job's dataset passes;
+    - without, it must not hold the run itself or the folder served
+      (``/`` does, as does a home folder holding the work dir): such a
+      folder is no dataset's, and would serve every image beside the runs.
+
+    Args:
+        run (Run): The run.
+        data_dirs (Sequence[str]): The server's data folders; may be empty.
+        served (str, optional): The folder the server serves runs from.
+
+    Raises:
+        Forbidden: The run records no absolute dataset folder, or one that
+            fails the checks above.
 
     Examples:
         >>> dataset_root(Run(run_dir))
-        '/data/digits'
+        '/data/digits/val'
     """
     manifest = run.manifest
-    for field in ('data_root', 'data_prefix'):
-        value = manifest.get(field)
-        if value and osp.isabs(value):
-            return value
+    found = next(((field, manifest[field]) for field in
+                  ('data_prefix', 'data_root')
+                  if isinstance(manifest.get(field), str) and
+                  osp.isabs(manifest[field]) and
+                  '\0' not in manifest[field]), None)
     # A relative root is relative to wherever the run was started: the
     # server cannot tell, and guessing its own directory could expose it.
-    raise Forbidden('the run records no absolute dataset root (run.json '
-                    'data_root / data_prefix), so its images are not served')
+    if found is None:
+        raise Forbidden(f'the run records no absolute dataset root '
+                        f'({MANIFEST} data_prefix / data_root), so its '
+                        'images are not served')
+    field, value = found
+    root = osp.realpath(value)
+    if data_dirs:
+        if not any(contained(root, d) for d in data_dirs):
+            raise Forbidden(f'the run\'s dataset ({field} in {MANIFEST}) is '
+                            'outside the data folders (--data-dir), so its '
+                            'images are not served')
+        return root
+    if any(contained(folder, root) for folder in (run.path, served)
+           if folder):
+        raise Forbidden(f'the run\'s dataset root ({field} in {MANIFEST}) '
+                        'holds the run directories, so it is no dataset '
+                        'folder and its images are not served; start the '
+                        'server with --data-dir naming the dataset\'s '
+                        'folder to serve them')
+    return root
 
 
-def image_path(run: Run, position: int) -> str:
+def image_path(run: Run, position: int, root: str) -> str:
     """The resolved image file of a sample, checked to be in the dataset.
 
     A relative ``img_path`` is taken relative to the dataset root.
+
+    Args:
+        run (Run): The run.
+        position (int): The sample's row of ``samples.csv``.
+        root (str): Its dataset root, from :func:`dataset_root`.
 
     Raises:
         Forbidden: The path leaves the dataset root (``..``, an absolute
             path elsewhere, a symlink pointing out).
 
     Examples:
-        >>> image_path(Run(run_dir), 0)
+        >>> image_path(run, 0, dataset_root(run))
         '/data/digits/val/0/10.png'
     """
-    root = dataset_root(run)
     path = str(run.table['img_path'][position])
+    if '\0' in path:
+        raise Forbidden(f'the image path of sample {position} is not a '
+                        'valid path; it is not served')
     if not osp.isabs(path):
         path = osp.join(root, path)
     if not contained(path, root):
@@ -94,16 +149,22 @@ def image_path(run: Run, position: int) -> str:
     return osp.realpath(path)
 
 
-def read_image(path: str, size: str) -> Tuple[bytes, str]:
+def read_image(path: str, size: str,
+               root: Optional[str] = None) -> Tuple[bytes, str]:
     """Bytes and media type of an image, or of its PNG thumbnail.
 
     Args:
         path (str): A checked path from :func:`image_path`.
         size (str): ``'full'`` (the file as it is) or ``'thumb'`` (longest
             side :data:`THUMB_SIZE`, PNG).
+        root (str, optional): The resolved dataset root: the file is
+            opened from it down, no link followed, so a link swapped in
+            after the check is refused. Defaults to None.
 
     Raises:
         FileNotFoundError: The file is gone.
+        Forbidden: It is not a regular file in ``root``, or larger than
+            :data:`MAX_IMAGE_BYTES`.
         ValueError: The file is not an image Pillow reads.
 
     Examples:
@@ -116,35 +177,44 @@ def read_image(path: str, size: str) -> Tuple[bytes, str]:
     from tsneviz.data.display import to_display
 
     try:
-        st = os.stat(path)
+        f = open_regular(path, root, MAX_IMAGE_BYTES)
+    except UnsafeFile as err:
+        raise Forbidden(f'the image is not served: {err}') from None
     except OSError:
         raise FileNotFoundError(path) from None
-    key = (path, size, st.st_mtime_ns, st.st_size)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    try:
-        with Image.open(path) as img:
-            kind = img.format
-            refused = too_many_pixels(*img.size)
-            if refused and size != 'full':  # 'full' sends, never decodes
-                raise ValueError(refused)
-            if size == 'full':
-                img.verify()  # checks it is an image without decoding all
-                with open(path, 'rb') as f:
-                    result = (f.read(), _MEDIA.get(kind,
-                                                   'application/octet-stream'))
-            else:
-                img = to_display(img)  # 16-bit scaled, not clipped
-                img.thumbnail((THUMB_SIZE, THUMB_SIZE))
-                out = io.BytesIO()
-                img.save(out, format='PNG')
-                result = (out.getvalue(), 'image/png')
-    except Image.DecompressionBombError as err:
-        raise ValueError(too_many_pixels(error=err)) from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f'not a readable image: {err}') from None
+    with f:
+        st = os.fstat(f.fileno())
+        key = (path, size, st.st_ino, st.st_mtime_ns, st.st_size)
+        with _cache_lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+        try:
+            with Image.open(f) as img:
+                kind = img.format
+                refused = too_many_pixels(*img.size)
+                if refused and size != 'full':  # 'full' sends, never decodes
+                    raise ValueError(refused)
+                if size == 'full':
+                    img.verify()  # checks it is an image without decoding
+                    f.seek(0)
+                    data = f.read(MAX_IMAGE_BYTES + 1)
+                    if len(data) > MAX_IMAGE_BYTES:
+                        raise Forbidden('the image grew past '
+                                        f'{MAX_IMAGE_BYTES} bytes while it '
+                                        'was read')
+                    result = (data, _MEDIA.get(kind,
+                                               'application/octet-stream'))
+                else:
+                    img = to_display(img)  # 16-bit scaled, not clipped
+                    img.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                    out = io.BytesIO()
+                    img.save(out, format='PNG')
+                    result = (out.getvalue(), 'image/png')
+        except Image.DecompressionBombError as err:
+            raise ValueError(too_many_pixels(error=err)) from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ValueError(f'not a readable image: {err}') from None
     if size == 'full':
         return result  # full images can be big: only thumbnails are kept
     with _cache_lock:
@@ -209,7 +279,8 @@ def packed_thumbnails(run: Run) -> Optional[PackedThumbnails]:
     if found is not None and found[0] == stamp:
         return found[1]
     packed = read_packed(run.path)
-    if packed is not None and not packed.matches(run.image_paths):
+    if packed is not None and (len(packed.ids) != len(run) or
+                               not packed.matches(run.image_paths)):
         packed = None
     with _cache_lock:
         _packs[run.path] = (stamp, packed)
@@ -218,7 +289,8 @@ def packed_thumbnails(run: Run) -> Optional[PackedThumbnails]:
     return packed
 
 
-def read_thumbnail(run: Run, position: int, path: str) -> Tuple[bytes, str]:
+def read_thumbnail(run: Run, position: int, path: str,
+                   root: Optional[str] = None) -> Tuple[bytes, str]:
     """PNG bytes of a sample's thumbnail, cut from the packed sheets.
 
     Args:
@@ -226,20 +298,27 @@ def read_thumbnail(run: Run, position: int, path: str) -> Tuple[bytes, str]:
         position (int): The sample's row of ``samples.csv``.
         path (str): Its image, checked by :func:`image_path`; read only
             when the run has no packed thumbnails.
+        root (str, optional): The dataset root, as :func:`read_image`
+            takes it. Defaults to None.
 
     Raises:
         FileNotFoundError: No pack, and the image is gone.
         ValueError: The image is not one Pillow reads (no thumbnail in the
-            pack either).
+            pack either), or its sheet is not.
+        UserError: The pack's index or a sheet is damaged, or is no
+            regular file inside the run (naming it).
 
     Examples:
-        >>> data, media = read_thumbnail(run, 0, image_path(run, 0))
+        >>> root = dataset_root(run)
+        >>> data, media = read_thumbnail(run, 0, image_path(run, 0, root))
         >>> media, data[:4]
         ('image/png', b'\\x89PNG')
     """
+    from PIL import Image
+
     packed = packed_thumbnails(run)
     if packed is None:
-        return read_image(path, 'thumb')
+        return read_image(path, 'thumb', root)
     thumb = int(packed.ids[position])
     if thumb < 0:
         raise ValueError('not a readable image (it has no thumbnail)')
@@ -248,8 +327,16 @@ def read_thumbnail(run: Run, position: int, path: str) -> Tuple[bytes, str]:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+    try:
+        image = packed.thumbnail(thumb)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError('its thumbnail sheet is not a readable image '
+                         f'({err}); write the explorer again '
+                         '(tools/explore.py) to repack it') from None
+    if image is None:
+        raise ValueError('not a readable image (it has no thumbnail)')
     out = io.BytesIO()
-    packed.thumbnail(thumb).save(out, format='PNG')
+    image.save(out, format='PNG')
     result = (out.getvalue(), 'image/png')
     with _cache_lock:
         _cache[key] = result

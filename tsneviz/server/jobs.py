@@ -36,7 +36,8 @@ import uuid
 from typing import Dict, List, Optional
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import RUN_DIRS, log_file, write_json
+from tsneviz.rundir import (RUN_DIRS, UnsafeFile, log_file, open_regular,
+                            write_json)
 from tsneviz.server.errors import Conflict, Forbidden, TooManyRequests
 from tsneviz.server.jobspec import ALLOWED_OPTIONS, check_job
 from tsneviz.server.security import real_folder
@@ -367,10 +368,11 @@ def _last_log_line(work_dir: str, since: Optional[float]) -> Optional[str]:
     if not logs:
         return None
     try:
-        with open(max(logs)[1], 'rb') as f:
+        # the work dir may be shared: a log there may be a FIFO or a link
+        with open_regular(max(logs)[1], inside=work_dir) as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 4096))
             lines = f.read().decode('utf-8', 'replace').strip().splitlines()
-    except OSError:
+    except (OSError, UnsafeFile):
         return None
     return lines[-1][-500:] if lines else None

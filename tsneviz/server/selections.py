@@ -29,7 +29,8 @@ import time
 import uuid
 from typing import List, Tuple
 
-from tsneviz.rundir import Run, write_json, write_table
+from tsneviz.rundir import (MAX_JSON_BYTES, Run, UnsafeFile, read_regular,
+                            write_json, write_table)
 from tsneviz.server.errors import Conflict, Forbidden, NotFound
 from tsneviz.server.security import real_folder
 
@@ -138,9 +139,14 @@ def _ids(folder: str) -> List[str]:
 
 
 def _read(folder: str, selection_id: str) -> dict:
-    with open(osp.join(folder, f'{selection_id}.json'),
-              encoding='utf-8') as f:
-        record = json.load(f)
+    # from the run down: neither the file nor selections/ may be a link,
+    # a FIFO or a device; one that is reads as not ours
+    try:
+        record = json.loads(read_regular(
+            osp.join(folder, f'{selection_id}.json'), MAX_JSON_BYTES,
+            osp.dirname(folder)))
+    except UnsafeFile as err:
+        raise ValueError(str(err)) from None
     if not isinstance(record, dict):
         raise ValueError('not a selection record')
     return record

@@ -3,13 +3,14 @@
 import os.path as osp
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response, StreamingResponse
 
 from tsneviz.rundir import THUMBS
 from tsneviz.server.context import ERRORS, ServerDep
 from tsneviz.server.errors import Forbidden, NotFound
-from tsneviz.server.images import image_path, read_image, read_thumbnail
-from tsneviz.server.security import contained
+from tsneviz.server.files import serve_file
+from tsneviz.server.images import (dataset_root, image_path, read_image,
+                                   read_thumbnail)
 
 __all__ = ['router']
 
@@ -31,16 +32,19 @@ def image(run: str, srv: ServerDep,
     ``full``.
 
     Served only for images inside the run's dataset root (symlinks
-    resolved); a thumbnail is cut from the run's packed thumbnails.
+    resolved), a folder that must be a dataset's (inside a ``--data-dir``
+    when the server has any); a thumbnail is cut from the run's packed
+    thumbnails.
     """
     r = srv.run(run)
     position = srv.position(r, index)
-    path = image_path(r, position)
+    root = dataset_root(r, srv.settings.data_dirs, srv.runs.root)
+    path = image_path(r, position, root)
     try:
         if size == 'thumb':
-            data, media = read_thumbnail(r, position, path)
+            data, media = read_thumbnail(r, position, path, root)
         else:
-            data, media = read_image(path, size)
+            data, media = read_image(path, size, root)
     except FileNotFoundError:
         raise NotFound(f'the image of sample {index} is missing: '
                        f'{osp.basename(path)}') from None
@@ -54,7 +58,7 @@ def image(run: str, srv: ServerDep,
     **ERRORS, 200: {'content': {'image/png': {}, 'application/json': {},
                                 'text/javascript': {}},
                     'description': 'a thumbnail sheet or the index'}},
-    response_class=FileResponse)
+    response_class=StreamingResponse)
 def thumbnail_file(run: str, srv: ServerDep,
                    name: str = Path(pattern=r'^(sheet_\d{1,9}\.png|'
                                     r'index\.json|index\.js)$',
@@ -65,13 +69,10 @@ def thumbnail_file(run: str, srv: ServerDep,
     Only these names, and only from the run's own ``thumbs/`` folder.
     """
     folder = srv.runs.path(run)
-    path = osp.join(folder, THUMBS, name)
-    if not contained(path, folder):
-        raise Forbidden(f'{THUMBS}/{name} is outside the run directory')
-    if not osp.isfile(path):
-        raise NotFound(f'run {run!r} has no {THUMBS}/{name}: write its '
-                       'explorer (tools/explore.py) to pack its thumbnails')
     # no-cache: revalidated by ETag, since a repack rewrites the files
-    return FileResponse(osp.realpath(path),
-                        media_type=_THUMB_MEDIA[osp.splitext(name)[1]],
-                        headers={'Cache-Control': 'no-cache'})
+    return serve_file(osp.join(folder, THUMBS, name), folder, srv.runs.root,
+                      media_type=_THUMB_MEDIA[osp.splitext(name)[1]],
+                      headers={'Cache-Control': 'no-cache'},
+                      missing=f'run {run!r} has no {THUMBS}/{name}: write '
+                      'its explorer (tools/explore.py) to pack its '
+                      'thumbnails')

@@ -14,14 +14,15 @@ import html
 import os.path as osp
 
 from fastapi import APIRouter, Request
-from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse,
-                               RedirectResponse)
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import EXPLORER_DATA, MANIFEST, THUMBS, recorded_step
+from tsneviz.rundir import (EXPLORER_DATA, MANIFEST, MAX_FILE_BYTES, THUMBS,
+                            UnsafeFile, read_regular, recorded_step)
 from tsneviz.server.context import EXPLORER, ServerDep, ServerState
 from tsneviz.server.errors import Forbidden, NotFound
-from tsneviz.server.security import EXPLORER_POLICY, contained, real_folder
+from tsneviz.server.files import serve_file
+from tsneviz.server.security import EXPLORER_POLICY, real_folder
 
 __all__ = ['router']
 
@@ -54,8 +55,13 @@ def page(run: str, srv: ServerDep):
         with srv.run_lock(run):
             if not osp.isfile(path):
                 _write_explorer(folder)
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
+    try:
+        text = read_regular(path, MAX_FILE_BYTES, folder).decode('utf-8')
+    except UnsafeFile as err:
+        raise Forbidden(f'the page is not served: {err}') from None
+    except UnicodeDecodeError:
+        raise Forbidden(f'{EXPLORER} is not UTF-8 text: write the explorer '
+                        'again (tools/explore.py)') from None
     return HTMLResponse(_served_page(text, run),
                         headers={'Cache-Control': 'no-cache',
                                  'Content-Security-Policy': EXPLORER_POLICY})
@@ -71,15 +77,12 @@ def manifest(run: str, srv: ServerDep):
 @router.get('/runs/{run}/{file:path}')
 def run_file(run: str, file: str, srv: ServerDep):
     folder = srv.runs.path(run)
-    path = osp.join(folder, file)
     parts = file.replace('\\', '/').split('/')
     # hidden names are temporary files of atomic writes, or not ours
-    if osp.isabs(file) or any(p.startswith('.') for p in parts) or \
-            not contained(path, folder):
+    if osp.isabs(file) or any(p.startswith('.') for p in parts):
         raise Forbidden(f'{file!r} is outside the run directory')
-    if not osp.isfile(path):
-        raise NotFound(f'no file {file!r} in run {run!r}')
-    return FileResponse(osp.realpath(path))
+    return serve_file(osp.join(folder, file), folder, srv.runs.root,
+                      missing=f'no file {file!r} in run {run!r}')
 
 
 def _state(srv: ServerState, run_id: str) -> str:

@@ -46,6 +46,11 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='PNG to write. Defaults to '
                         'RUN_DIR/neighbors/index_<INDEX>_k<K>.png, or '
                         'image_<name>_k<K>.png for --image')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help="unpickle the run's checkpoint fully (a run "
+                        'made with --trust-checkpoint). This can run code '
+                        'from the file: only for checkpoints you trust; the '
+                        "run's own record of it is not enough")
     return parser.parse_args(argv)
 
 
@@ -61,7 +66,8 @@ def main(argv=None):
     # rather than draw a grid of missing tiles
     run_image_paths(Run(run_dir))
     found = query(run_dir, index=args.index, image=args.image, k=args.k,
-                  key=args.key, metric=args.metric, device=args.device)
+                  key=args.key, metric=args.metric, device=args.device,
+                  trust_checkpoint=args.trust_checkpoint)
     if args.index is not None:
         head = describe_sample(Run(run_dir), args.index)
         # named by what was typed: --index is a row, not the dataset index

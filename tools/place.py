@@ -57,6 +57,11 @@ def parse_args(argv=None):
                         help='torch device for --images. Defaults to cpu')
     parser.add_argument('--batch-size', type=int, default=64,
                         help='images per forward pass. Defaults to 64')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help="unpickle the run's checkpoint fully (a run "
+                        'made with --trust-checkpoint). This can run code '
+                        'from the file: only for checkpoints you trust; the '
+                        "run's own record of it is not enough")
     return parser.parse_args(argv)
 
 
@@ -90,7 +95,8 @@ def main(argv=None):
         placed = place_images(args.run_dir, args.images, labels=args.labels,
                               name=args.name, key=args.key, k=args.k,
                               device=args.device,
-                              batch_size=args.batch_size)
+                              batch_size=args.batch_size,
+                              trust_checkpoint=args.trust_checkpoint)
     else:
         placed = place_features(args.run_dir, args.features,
                                 labels=args.labels, name=args.name,

@@ -3,12 +3,78 @@
 Precedence everywhere is: command line > config file > tsneviz defaults,
 the mmengine convention (``--cfg-options`` beats the file).
 """
+import ast
 import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config, ConfigDict, DictAction
 
 from tsneviz.errors import UserError
+
+class _DictCalls(ast.NodeTransformer):
+    """``dict(a=1)`` written as ``{'a': 1}``, for :func:`ast.literal_eval`.
+
+    A resolved config is dumped by mmengine with ``dict(...)`` calls; any
+    other call (or a ``dict`` with positional or ``**`` arguments) is left
+    as it is, and :func:`ast.literal_eval` then refuses it.
+    """
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == 'dict' and \
+                not node.args and all(kw.arg for kw in node.keywords):
+            return ast.Dict(keys=[ast.Constant(kw.arg)
+                                  for kw in node.keywords],
+                            values=[kw.value for kw in node.keywords])
+        return node
+
+
+def load_resolved_config(path: str) -> Config:
+    """A run's ``config.py`` read as data: its Python is never run.
+
+    A run directory stores the resolved config that mmengine dumped: plain
+    assignments of numbers, strings, lists, tuples and ``dict(...)``. That
+    is all this reads, so a run directory written by someone else (a shared
+    ``work_dirs``, a run copied from elsewhere) cannot run code in the
+    process that reads it, as :func:`load_config` would (mmengine executes
+    a ``.py`` config).
+
+    Args:
+        path (str): The run's ``config.py``.
+
+    Returns:
+        Config: The config, as :func:`load_config` would give it.
+
+    Raises:
+        UserError: The file is not a plain resolved config (an import, a
+            call, an expression); the message names the line.
+
+    Examples:
+        >>> cfg = load_resolved_config('work_dirs/digits/tsne_x/config.py')
+        >>> cfg.model.type
+        'ImageClassifier'
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UserError(f'could not read config {path}: {err}') from None
+    values = {}
+    for node in tree.body:
+        try:
+            if not isinstance(node, ast.Assign) or len(node.targets) != 1 \
+                    or not isinstance(node.targets[0], ast.Name):
+                raise ValueError('not an assignment of a name')
+            values[node.targets[0].id] = ast.literal_eval(
+                _DictCalls().visit(node.value))
+        except ValueError:
+            raise UserError(
+                f'{path}, line {node.lineno}: a run\'s config is read as '
+                'data (names set to numbers, strings, lists and dict(...)),'
+                ' never run as Python, and this line is not data; write '
+                'the run again with tools/vis_tsne.py') from None
+    return Config(values, filename=path)
+
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read an mmengine config and apply ``--cfg-options`` to it.

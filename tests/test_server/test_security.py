@@ -262,7 +262,7 @@ def test_broken_runs_are_listed_as_broken(work):
             for item in broken.values():
                 assert item['status'] == 'broken' and item['error']
                 assert work['base'] not in item['error']
-            detail = error(client.get('/api/runs/cfg~tsne_list/points'), 500)
+            detail = error(client.get('/api/runs/cfg~tsne_list/points'), 409)
             assert 'broken' in detail and 'internal error' not in detail
             assert client.get(f'/api/runs/{RUN}/points').status_code == 200
     finally:

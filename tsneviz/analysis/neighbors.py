@@ -268,8 +268,14 @@ def _stamp(path: Optional[str]) -> Optional[tuple]:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _run_model(run: Run, device: str) -> tuple:
+def _run_model(run: Run, device: str, trust_checkpoint: bool) -> tuple:
     """The run's model and test pipeline, built once and kept.
+
+    The run's ``config.py`` is read as data, never run
+    (:func:`~tsneviz.config.load_resolved_config`), and its checkpoint is
+    loaded safely unless the CALLER trusts it: a run directory may come
+    from someone else, so what its ``run.json`` says (``trusted``) never
+    unpickles anything by itself.
 
     Kept under what they were built from (the run's ``config.py``, its
     checkpoint file as it is now, the device), so that a changed config or
@@ -283,11 +289,11 @@ def _run_model(run: Run, device: str) -> tuple:
     from mmcv.transforms import Compose
     from mmengine.registry import DefaultScope
 
-    from tsneviz.config import load_config
+    from tsneviz.config import load_resolved_config
     from tsneviz.model import build_model
 
     info = run.manifest.get('checkpoint') or {}
-    trusted = bool(info.get('trusted', False))
+    trusted = bool(trust_checkpoint)
     seed = int(run.manifest.get('seed', 0))
     path = resolve(info.get('path'), run.manifest)
     key = (run.path, str(device), _stamp(run.file(CONFIG)), path,
@@ -295,7 +301,7 @@ def _run_model(run: Run, device: str) -> tuple:
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
-    cfg = load_config(run.file(CONFIG))
+    cfg = load_resolved_config(run.file(CONFIG))
     checkpoint = _run_checkpoint(run)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         pipeline = Compose(_pipeline(cfg))
@@ -308,7 +314,8 @@ def _run_model(run: Run, device: str) -> tuple:
 
 
 def embed_image(run_dir: Union[str, Run], image: str,
-                key: Optional[str] = None, device: str = 'cpu') -> np.ndarray:
+                key: Optional[str] = None, device: str = 'cpu',
+                trust_checkpoint: bool = False) -> np.ndarray:
     """Features of a new image, made the way the run made its features.
 
     One image through :func:`embed_images`.
@@ -318,6 +325,8 @@ def embed_image(run_dir: Union[str, Run], image: str,
         image (str): Image file.
         key (str, optional): Feature key; default the run's first.
         device (str): Torch device. Defaults to ``'cpu'``.
+        trust_checkpoint (bool): See :func:`embed_images`. Defaults to
+            False.
 
     Returns:
         np.ndarray: (C,) float32 features.
@@ -326,17 +335,20 @@ def embed_image(run_dir: Union[str, Run], image: str,
         >>> embed_image(run_dir, 'data/digits/val/3/1000.png').shape
         (128,)
     """
-    return embed_images(run_dir, [image], key, device)[0][0]
+    return embed_images(run_dir, [image], key, device,
+                        trust_checkpoint=trust_checkpoint)[0][0]
 
 
 def embed_images(run_dir: Union[str, Run], images: Sequence[str],
                  key: Optional[str] = None, device: str = 'cpu',
-                 batch_size: int = 64) -> tuple:
+                 batch_size: int = 64,
+                 trust_checkpoint: bool = False) -> tuple:
     """Features (and logits) of new images, made as the run made its own.
 
-    The model is built from the run's resolved ``config.py`` and the
-    checkpoint of ``run.json`` (loaded safely unless the run recorded
-    ``trusted``; checked against its sha256) and kept for the next call
+    The model is built from the run's resolved ``config.py`` (read as data,
+    never run) and the checkpoint of ``run.json`` (loaded safely unless
+    ``trust_checkpoint``; checked against its sha256) and kept for the next
+    call
     while neither file changes; the images go through the config's test
     pipeline in batches and are read at the recorded stage with the
     recorded token pooling. Threads may call it at once: their batches
@@ -348,6 +360,10 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
         key (str, optional): Feature key; default the run's first.
         device (str): Torch device. Defaults to ``'cpu'``.
         batch_size (int): Images per forward pass. Defaults to 64.
+        trust_checkpoint (bool): Unpickle the checkpoint fully, which can
+            run code from the file: only for a run whose checkpoint you
+            trust (one made with ``--trust-checkpoint``). A run's own
+            ``trusted`` record is not enough. Defaults to False.
 
     Returns:
         tuple: (M, C) float32 features and (M, K) logits, or None when
@@ -398,7 +414,7 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
             yield default_collate(packed)
 
     with _EMBED_LOCK:
-        model, pipeline = _run_model(run, device)
+        model, pipeline = _run_model(run, device, trust_checkpoint)
         result = extract(model, batches(pipeline), extraction['stage'],
                          extraction.get('token_pool', 'mean'))
     if key not in result.features:
@@ -415,7 +431,8 @@ def embed_images(run_dir: Union[str, Run], images: Sequence[str],
 
 def query(run_dir: str, index: Optional[int] = None,
           image: Optional[str] = None, k: int = 9, key: Optional[str] = None,
-          metric: Optional[str] = None, device: str = 'cpu') -> List[dict]:
+          metric: Optional[str] = None, device: str = 'cpu',
+          trust_checkpoint: bool = False) -> List[dict]:
     """Nearest samples of a run to one of its samples or to a new image.
 
     Give exactly one of ``index`` or ``image``. For a sample of the run its
@@ -435,6 +452,8 @@ def query(run_dir: str, index: Optional[int] = None,
         metric (str, optional): ``'cosine'`` or ``'euclidean'``; default
             the stored neighbours' metric, else ``'cosine'``.
         device (str): Torch device for a new image. Defaults to ``'cpu'``.
+        trust_checkpoint (bool): See :func:`embed_images`. Defaults to
+            False.
 
     Returns:
         list[dict]: Nearest first, each as :func:`describe_sample` gives:
@@ -473,7 +492,8 @@ def query(run_dir: str, index: Optional[int] = None,
     else:
         # a new image is not one of the samples: all n can be neighbours
         k = _check_k(k, n + 1)
-        vector = embed_image(run, image, key, device)
+        vector = embed_image(run, image, key, device,
+                             trust_checkpoint=trust_checkpoint)
         dist, idx = _fit(run.features(key), metric).kneighbors(
             vector[None], n_neighbors=k)
         idx, dist = idx[0], dist[0]

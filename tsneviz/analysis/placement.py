@@ -515,7 +515,8 @@ def place_features(run_dir: str, features, labels=None,
 def place_images(run_dir: str, images, labels=None,
                  name: Optional[str] = None, key: Optional[str] = None,
                  k: int = 10, device: str = 'cpu', batch_size: int = 64,
-                 write: bool = True) -> Placement:
+                 write: bool = True,
+                 trust_checkpoint: bool = False) -> Placement:
     """Place new images on a run's map, without moving the map.
 
     The images go through the run's model, stage and pooling
@@ -537,6 +538,9 @@ def place_images(run_dir: str, images, labels=None,
         batch_size (int): Images per forward pass. Defaults to 64.
         write (bool): Write the layer (see :func:`place_features`).
             Defaults to True.
+        trust_checkpoint (bool): Unpickle the run's checkpoint fully
+            (:func:`~tsneviz.analysis.neighbors.embed_images`). Defaults
+            to False.
 
     Returns:
         Placement: The placed images.
@@ -559,7 +563,8 @@ def place_images(run_dir: str, images, labels=None,
         name = _check_name(name)
     ids = None if labels is None else read_labels(labels, paths, folders,
                                                   run)
-    feats, logits = embed_images(run, paths, key, device, batch_size)
+    feats, logits = embed_images(run, paths, key, device, batch_size,
+                                 trust_checkpoint=trust_checkpoint)
     return place_features(run.path, feats, labels=ids, images=paths,
                           name=name, key=key, k=k, logits=logits,
                           write=write)

@@ -18,10 +18,10 @@ bodies and results is the DATASET index (the ``index`` column).
 Every error is JSON ``{"detail": "<one message>"}``, naming no absolute
 server path: 400 bad arguments, 401 token, 403 outside the allowed folders
 or from another site, 404 unknown run / job / selection / out of range
-sample / not clustered, 408 body too slow, 409 run full of selections or
-job already finished, 413 body too large, 422 malformed or invalid body or
-query (k too large included, an image over the pixel limit), 429 job
-or placement queue full, 500 a broken run.
+sample / not clustered, 408 body too slow, 409 run full of selections,
+job already finished or a broken run (its files cannot be read), 413 body
+too large, 422 malformed or invalid body or query (k too large included,
+an image over the pixel limit), 429 job or placement queue full.
 """
 import logging
 import os.path as osp

@@ -116,7 +116,7 @@ class ServerState:
             return self._locks.setdefault(key, threading.Lock())
 
     def run(self, run_id: str) -> Run:
-        """The run of an id (404 when unknown, 500 when it is broken)."""
+        """The run of an id (404 when unknown, 409 when it is broken)."""
         return self.runs.run(run_id)
 
     @staticmethod

@@ -27,7 +27,12 @@ class TooManyRequests(UserError):
 
 
 class BrokenRun(UserError):
-    """A run directory whose files cannot be read (500, with the reason)."""
+    """A run directory whose files cannot be read (409, with the reason).
+
+    Not a 5xx: the server works, the run's files are in a state no request
+    can be served from until they are written again (a hostile or damaged
+    run must not look like a server fault).
+    """
 
 
 def status_of(err: UserError, extra=()) -> int:
@@ -39,5 +44,5 @@ def status_of(err: UserError, extra=()) -> int:
     """
     table = (*extra, (NotFound, 404), (Forbidden, 403),
              (Unprocessable, 422), (Conflict, 409), (TooManyRequests, 429),
-             (BrokenRun, 500), (UserError, 400))
+             (BrokenRun, 409), (UserError, 400))
     return next(code for kind, code in table if isinstance(err, kind))

@@ -12,7 +12,7 @@ REQS := requirements/runtime.txt requirements/optional.txt \
 DEMO_CONFIG := configs/digits/resnet18-slim_digits.py
 DEMO_CHECKPOINT := configs/digits/resnet18-slim_digits.pth
 
-.PHONY: venv demo test test-setup browser bulk-venv clean
+.PHONY: venv demo test test-setup lint browser bulk-venv clean
 
 venv: $(STAMP)
 
@@ -51,7 +51,11 @@ $(BULK_VENV)/.ready: requirements/bulk-check.txt
 	$(BULK_VENV)/bin/python -c 'import bulk._bokeh_utils, bulk.cli.image'
 	touch $@
 
-test: test-setup
+# Lint and import order in one tool, configured in ruff.toml.
+lint: venv
+	$(PY) -m ruff check .
+
+test: test-setup lint
 	$(PY) -m pytest -q tests
 
 clean:

@@ -218,3 +218,30 @@ def test_apis_only_re_exports():
     defined = [node.name for node in tree.body
                if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
     assert defined == ['__getattr__']
+
+
+def test_tools_import_the_installed_package():
+    # the package is installed (``pip install -e .``): a tool that puts
+    # its checkout on sys.path would run a different tsneviz from the one
+    # the tests and the API import
+    for name in sorted(os.listdir(osp.join(REPO, 'tools'))):
+        if name.endswith('.py'):
+            with open(osp.join(REPO, 'tools', name), encoding='utf-8') as f:
+                assert 'sys.path' not in f.read(), name
+
+
+def test_no_checkout_folder_is_found_relative_to_the_package():
+    # installed, the package's folder is site-packages: nothing of the
+    # checkout (tools, configs) lies beside it
+    checkout = {'tools', 'configs', 'benchmarks', 'data', 'work_dirs'}
+    for module, path in _modules().items():
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and \
+                    getattr(node.func, 'attr', '') == 'join':
+                dumped = ast.dump(node)
+                names = {a.value for a in node.args
+                         if isinstance(a, ast.Constant)}
+                assert not ('__file__' in dumped and names & checkout), \
+                    f'{module}:{node.lineno}'

@@ -6,11 +6,8 @@ per cluster, highest mean loss first), ``<key>_cluster.png``, and updates
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import run  # noqa: E402
+from tsneviz.cli import run
 
 #: Clusters shown in the terminal; the CSV has them all.
 SHOW_TOP = 10

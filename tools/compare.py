@@ -5,12 +5,8 @@ Three or more, or two with ``--checkpoints`` (runs made from checkpoints
 along one training run): ``tsneviz.compare.compare_checkpoints``.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import run  # noqa: E402
+from tsneviz.cli import run
 
 
 def parse_args(argv=None):
@@ -90,12 +86,11 @@ def print_checkpoints(result) -> None:
                  'moved from previous'):
         table.add_column(name, justify='left' if name == 'checkpoint'
                          else 'right')
-    fmt = lambda v: '–' if v is None else f'{v:.4f}'  # noqa: E731
     for i, row in enumerate(result['checkpoints']):
         table.add_row(str(i + 1), row['label'],
-                      fmt(row['metrics'].get('accuracy')),
-                      fmt(row['mean_confidence']),
-                      fmt(row['mean_moved_from_previous']))
+                      _figure(row['metrics'].get('accuracy')),
+                      _figure(row['mean_confidence']),
+                      _figure(row['mean_moved_from_previous']))
     console = Console()
     console.print(table)
     carto = result['cartography']
@@ -128,12 +123,16 @@ def print_table(result) -> None:
     console = Console()
     console.print(table)
     al = result['alignment']
-    fmt = lambda v: '–' if v is None else f'{v:.4f}'  # noqa: E731
     console.print(f'alignment: {result["align"]}; disparity to A '
-                  f'{fmt(al["disparity_before"])} before, '
-                  f'{fmt(al["disparity_after"])} after', highlight=False)
+                  f'{_figure(al["disparity_before"])} before, '
+                  f'{_figure(al["disparity_after"])} after', highlight=False)
     for note in result['notes']:
         console.print(note, highlight=False)
+
+
+def _figure(value) -> str:
+    """A measure for the table: 4 decimals, a dash when missing."""
+    return '–' if value is None else f'{value:.4f}'
 
 
 def main(argv=None):

@@ -6,12 +6,8 @@ per-sample table). The work itself is ``tsneviz.exporters.export_run``;
 the paths written are printed, one a line.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
+from tsneviz.cli import quiet_library_warnings, run
 
 quiet_library_warnings()
 

@@ -14,12 +14,8 @@ Examples::
     python tools/label_issues.py RUN_DIR --out review.txt --method knn
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
+from tsneviz.cli import quiet_library_warnings, run
 
 quiet_library_warnings()
 

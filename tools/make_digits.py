@@ -8,16 +8,13 @@ Thin wrapper around :func:`tsneviz.demo.write_digits`; prints the folder.
 """
 
 import argparse
-import os.path as osp
 import sys
 
 try:
     import tsneviz  # noqa: F401
 except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.demo import write_digits  # noqa: E402
-from tsneviz.errors import UserError  # noqa: E402
+    from tsneviz.demo import write_digits
+from tsneviz.errors import UserError
 
 
 def parse_args(argv=None):

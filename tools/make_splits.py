@@ -12,12 +12,8 @@ Examples::
         --val-ratio 0.2 --by class
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import (number_or_auto, quiet_library_warnings,  # noqa
+from tsneviz.cli import (number_or_auto, quiet_library_warnings,
                          run)
 
 quiet_library_warnings()

@@ -14,11 +14,8 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import quiet_library_warnings, run  # noqa: E402
+from tsneviz.cli import quiet_library_warnings, run
 
 quiet_library_warnings()
 

@@ -3,12 +3,8 @@
 The work itself is ``tsneviz.report.write_report``.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import run  # noqa: E402
+from tsneviz.cli import run
 
 
 def parse_args(argv=None):

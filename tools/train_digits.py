@@ -22,11 +22,6 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'digits', 'resnet18-slim_digits.py')
 
-try:
-    import tsneviz  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, REPO)
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(

@@ -4,12 +4,8 @@
         [--size-by-loss]
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import run  # noqa: E402
+from tsneviz.cli import run
 
 
 def main(argv=None):

@@ -8,9 +8,7 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tsneviz.cli import (display_problem, file_uri,  # noqa: E402
+from tsneviz.cli import (display_problem, file_uri,
                          quiet_library_warnings, run, tool_command)
 
 quiet_library_warnings()
@@ -178,8 +176,9 @@ def print_run_dir(run_dir, no_display=None):
     page = osp.join(osp.abspath(run_dir), EXPLORER_PAGE)
     if osp.isfile(page):
         print(f'explorer: {file_uri(page)}', file=sys.stderr)
-        print('serve:    ' + tool_command(
-            'serve.py', osp.dirname(osp.abspath(run_dir))), file=sys.stderr)
+        serve = tool_command('serve.py', osp.dirname(osp.abspath(run_dir)))
+        if serve:
+            print('serve:    ' + serve, file=sys.stderr)
 
 
 if __name__ == '__main__':

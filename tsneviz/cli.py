@@ -11,7 +11,8 @@ from typing import Callable, Optional
 #: matplotlib backends that only write files (no window).
 NON_INTERACTIVE_BACKENDS = ('agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg',
                             'template')
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
+# A file every tools folder holds: how a folder is known to be one.
+_A_TOOL = 'vis_tsne.py'
 
 
 def quiet_library_warnings() -> None:
@@ -47,13 +48,32 @@ def shell_command(*args) -> str:
     return ' '.join(shlex.quote(str(a)) for a in args)
 
 
-def tool_command(tool: str, *args) -> str:
+def tools_folder() -> Optional[str]:
+    """The folder of the ``tools/*.py`` scripts, or None when unknown.
+
+    The tools are scripts of a checkout, not modules of the installed
+    package, so they are found beside the script that is running (a tool
+    naming another tool), never relative to the package's own folder,
+    which is elsewhere once installed.
+    """
+    script = sys.argv[0] if sys.argv and sys.argv[0] else ''
+    folder = osp.dirname(osp.abspath(script)) if script else ''
+    return folder if folder and osp.isfile(osp.join(folder, _A_TOOL)) \
+        else None
+
+
+def tool_command(tool: str, *args) -> Optional[str]:
     """``python tools/<tool> ARGS`` as :func:`shell_command` prints it.
 
     The script path is relative when the current folder contains it (the
     repository root), absolute otherwise, so the line runs from here.
+    None when no tools folder is known (:func:`tools_folder`: the caller
+    is not a tool, e.g. a notebook), so the caller can name the API.
     """
-    script = osp.join(TOOLS, tool)
+    folder = tools_folder()
+    if folder is None:
+        return None
+    script = osp.join(folder, tool)
     relative = osp.relpath(script)
     return shell_command('python', script if relative.startswith('..')
                          else relative, *args)

@@ -98,8 +98,10 @@ def step_command(step: str, run_dir: str) -> str:
     from tsneviz.cli import shell_command, tool_command
     from tsneviz.registry import ANALYSIS_STEPS
     tool = getattr(ANALYSIS_STEPS.get(step), 'tool', None)
-    if tool:
-        return tool_command(tool, run_dir)
-    # a step without a tool of its own (neighbors) runs through the API
+    command = tool and tool_command(tool, run_dir)
+    if command:
+        return command
+    # a step without a tool of its own (neighbors), or called from outside
+    # the tools (no tools folder known), runs through the API
     return shell_command('python', '-c', 'from tsneviz.apis import '
                          f'analyze_run; analyze_run({run_dir!r}, [{step!r}])')

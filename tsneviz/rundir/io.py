@@ -553,8 +553,13 @@ def load_array(path: str, rows: Optional[int] = None,
         try:
             if mmap:
                 # the map keeps its own descriptor: closing f leaves it
-                return np.memmap(f, dtype=dtype, mode='r', offset=start,
-                                 shape=shape, order='F' if fortran else 'C')
+                mapped = np.memmap(f, dtype=dtype, mode='r', offset=start,
+                                   shape=shape,
+                                   order='F' if fortran else 'C')
+                # opened by descriptor, the map knows no name: say which
+                # file it maps, as np.load(mmap_mode='r') would
+                mapped.filename = osp.abspath(path)
+                return mapped
             f.seek(0)
             return np.lib.format.read_array(f, allow_pickle=False)
         except (OSError, ValueError, EOFError) as err:

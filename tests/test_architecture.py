@@ -160,7 +160,7 @@ def test_the_graph_sees_lazy_and_relative_imports():
     # a function-level import (the analysis steps import the report lazily)
     assert 'tsneviz.report' in graph['tsneviz.analysis.steps']
     # a relative import, and the package __init__ it runs
-    assert 'tsneviz.reduction.base' in graph['tsneviz.reduction.tsne']
+    assert 'tsneviz.reduction.base' in graph['tsneviz.reduction.tsne.base']
     assert 'tsneviz.analysis' in graph['tsneviz.pipeline.result']
 
 

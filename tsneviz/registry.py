@@ -12,7 +12,25 @@ Examples:
     >>> sorted(REDUCERS.module_dict)  # after the locations are imported
     ['pca', 'tsne', 'umap']
 """
-from mmengine.registry import Registry
+from mmengine.registry import Registry, build_from_cfg
+
+
+def build_reducer_from_cfg(cfg: dict, registry: Registry,
+                           default_args: dict = None):
+    """mmengine's ``build_from_cfg``, through the entry's ``build``.
+
+    A reducer class says what its settings build
+    (``BaseReducer.build``): ``dict(type='tsne', backend='sklearn')``
+    builds the scikit-learn backend, an instance of the registered t-SNE
+    class.
+    """
+    cfg = dict(cfg)
+    entry = registry.get(cfg['type']) if isinstance(cfg.get('type'), str) \
+        else cfg.get('type')
+    if hasattr(entry, 'build'):
+        cfg['type'] = entry.build
+    return build_from_cfg(cfg, registry, default_args)
+
 
 #######################################################################
 #                            tsneviz.reduction                        #
@@ -20,7 +38,8 @@ from mmengine.registry import Registry
 
 # Turn an (N, C) feature matrix into (N, 2) or (N, 3) coordinates; the key
 # is the ``--method`` name.
-REDUCERS = Registry('reducer', locations=['tsneviz.reduction'])
+REDUCERS = Registry('reducer', build_func=build_reducer_from_cfg,
+                    locations=['tsneviz.reduction'])
 # The implementations of ``--method tsne``; the key is the ``--backend``
 # name.
 TSNE_BACKENDS = Registry('t-SNE backend',

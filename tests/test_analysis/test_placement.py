@@ -201,3 +201,70 @@ def test_labels_from_an_annotation_file(tmp_path, val_run, digits_root):
     # relative to the train folder, the file labels 2 of its images
     with pytest.raises(UserError, match='no label for'):
         place_images(val_run, train, labels=str(listing), write=False)
+
+
+def _placement_settings(monkeypatch):
+    """The settings openTSNE's placement of new points really runs with
+    (the reference embedding's gradient-descent parameters)."""
+    import openTSNE
+
+    seen = {}
+    original = openTSNE.TSNEEmbedding.prepare_partial
+
+    def recording(self, *args, **kwargs):
+        seen.update(self.gradient_descent_params)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(openTSNE.TSNEEmbedding, 'prepare_partial', recording)
+    return seen
+
+
+def test_placement_uses_the_maps_own_opentsne_settings(tmp_path, monkeypatch,
+                                                       digits_root):
+    """A value the run was fitted with reaches the placement."""
+    from tsneviz.apis import place_features
+    from tsneviz.rundir import Run
+
+    run_dir = make_features_run(
+        tmp_path / 'work', digits_root, per_class=10,
+        tsne=dict(perplexity=10.0, n_iter=250, ints_in_interval=3.0,
+                  negative_gradient_method='fft'))
+    seen = _placement_settings(monkeypatch)
+    place_features(run_dir, Run(run_dir).features()[:5], write=False)
+    assert seen['ints_in_interval'] == 3.0
+    assert seen['negative_gradient_method'] == 'fft'
+
+
+def test_placement_on_another_backends_map_takes_opentsnes_defaults(
+        tmp_path, monkeypatch, digits_root):
+    """A scikit-learn map has no FFT grid setting: it is placed with the
+    FFT grid openTSNE fits with (2), not openTSNE's library default."""
+    from tsneviz.apis import place_features
+    from tsneviz.reduction import OpenTSNE
+    from tsneviz.rundir import Run
+
+    run_dir = make_features_run(
+        tmp_path / 'work', digits_root, per_class=10,
+        tsne=dict(backend='sklearn', perplexity=10.0, n_iter=250))
+    run = Run(run_dir)
+    assert 'ints_in_interval' not in run.layout_params
+    seen = _placement_settings(monkeypatch)
+    placed = place_features(run_dir, run.features()[:5], write=False)
+    assert seen['ints_in_interval'] == \
+        OpenTSNE.defaults['ints_in_interval'] == 2.0
+    assert placed.how.startswith('openTSNE')
+
+
+def test_a_umap_map_refuses_new_points_in_one_line(tmp_path, digits_root):
+    from tsneviz.apis import place_features
+    from tsneviz.errors import UserError
+    from tsneviz.rundir import Run
+
+    run_dir = make_features_run(tmp_path / 'work', digits_root,
+                                per_class=10, method='umap',
+                                tsne=dict(n_neighbors=10, n_epochs=50))
+    with pytest.raises(UserError) as err:
+        place_features(run_dir, Run(run_dir).features()[:5], write=False)
+    text = str(err.value)
+    assert '\n' not in text and text.startswith(run_dir)
+    assert 'UMAP' in text and '--method tsne' in text

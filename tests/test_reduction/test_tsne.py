@@ -201,13 +201,16 @@ def test_opentsne_records_the_perplexity_it_really_uses(monkeypatch,
     reducer.fit_transform(X)
     # openTSNE's ceiling is (N - 1) / 3 = 10: passed on, not lowered inside
     assert seen['perplexity'] == 10.0
-    assert reducer.params['perplexity'] == 10.0
+    # a fitted value; the parameter stays as given
+    assert reducer.perplexity_ == 10.0
+    assert reducer.params['perplexity'] == 25.0
+    assert reducer.used_params()['perplexity'] == 10.0  # run.json's
     assert reducer.describe() == 'opentsne t-SNE · perplexity 10'
     assert reducer.results()['perplexity_requested'] == 25.0
     # a perplexity it can use is kept, and nothing extra is recorded
     kept = build_tsne('opentsne', perplexity=5.0, n_iter=250)
     kept.fit_transform(X)
-    assert kept.params['perplexity'] == 5.0
+    assert kept.params['perplexity'] == kept.perplexity_ == 5.0
     assert 'perplexity_requested' not in kept.results()
 
 
@@ -236,7 +239,7 @@ def test_locality_order_puts_graph_neighbours_close_in_memory():
 @pytest.mark.parametrize('init', ['pca', 'random'])
 def test_a_fit_in_locality_order_is_the_same_layout(monkeypatch, init):
     from tsneviz.analysis.graphs import graph_space, shared_graph
-    from tsneviz.reduction import tsne
+    from tsneviz.reduction.tsne import opentsne
 
     # above the 5,000 points from which the shared graph is in openTSNE's
     # own space (PCA-50, euclidean), so that the fit takes it
@@ -248,15 +251,16 @@ def test_a_fit_in_locality_order_is_the_same_layout(monkeypatch, init):
     space = graph_space(X)
     graph = shared_graph(X, 90, space=space)
     ordered = []
-    order_of = tsne.locality_order
-    monkeypatch.setattr(tsne, 'locality_order',
+    order_of = opentsne.locality_order
+    monkeypatch.setattr(opentsne, 'locality_order',
                         lambda indices: ordered.append(1) or order_of(indices))
     layouts = []
     for threshold in (10 ** 9, 0):
-        monkeypatch.setattr(tsne, 'LOCALITY_MIN_SAMPLES', threshold)
+        monkeypatch.setattr(opentsne, 'LOCALITY_MIN_SAMPLES', threshold)
         reducer = build_tsne('opentsne', init=init)
-        assert reducer.use_graph(space[0], graph)
-        layouts.append(reducer.fit_transform(X))
+        layouts.append(reducer.fit_transform(
+            X, graph=dict(graph, points=space[0])))
+        assert reducer.used_graph_
     assert len(ordered) == 1  # only the second fit ran in locality order
     # each sample lands where it lands in the data's own order: the same
     # start and the same forces, summed in another order

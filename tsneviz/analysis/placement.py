@@ -3,12 +3,15 @@
 New images go through the run's model, stage and pooling
 (:func:`tsneviz.analysis.neighbors.embed_images`); a run made from plain
 features takes new feature rows of the same width. Their coordinates come
-from the run's own layout, which stays as it is:
+from the run's own reducer, rebuilt from its method and parameters in
+``run.json``, its features and its map (``from_map``), which places them
+(``transform``) while the map stays as it is:
 
-- **t-SNE**: openTSNE's ``TSNEEmbedding.transform`` on an embedding object
-  rebuilt from the run's features and coordinates, with the perplexity,
-  metric, PCA and seed of ``run.json`` (Poličar et al., 2024: new points are
-  optimised against the fixed reference points);
+- **t-SNE**: openTSNE's ``TSNEEmbedding.transform`` on the run's map and the
+  affinities of its features, with the map's own settings (perplexity,
+  metric, PCA, gradient method, FFT grid, seed), whichever backend made it
+  (Poličar et al., 2024: new points are optimised against the fixed
+  reference points);
 - **PCA**: the projection refitted on the run's features, which gives the
   run's coordinates back exactly, then applied to the new rows;
 - **UMAP**: a run does not keep its fitted UMAP model, so its map cannot
@@ -34,6 +37,7 @@ import numpy as np
 from tsneviz.data.scan import (IMAGE_EXTENSIONS, image_files, is_image_name,
                                warn_skipped)
 from tsneviz.errors import UserError
+from tsneviz.reduction import reducer_class
 from tsneviz.rundir import (COORD_AXES, Run, atomic_write, coord_column,
                             flat_view_note, read_table, update_manifest,
                             write_table)
@@ -312,81 +316,14 @@ def _load_rows(features, width: int, key: str) -> np.ndarray:
 
 # ---- the layout ---------------------------------------------------------
 
-def _search_space(X: np.ndarray, pca_dims: Optional[int], seed: int):
-    """The run's features as its t-SNE searched them, and that projection.
-
-    The same PCA as :func:`tsneviz.reduction.base.pca_reduce` (same
-    solver, seed and condition), kept so that new rows go through it too.
-    """
-    from sklearn.decomposition import PCA
-
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    if pca_dims and X.shape[1] > pca_dims and len(X) > pca_dims:
-        pca = PCA(n_components=pca_dims, svd_solver='randomized',
-                  random_state=seed).fit(X)
-        return (pca.transform(X).astype(np.float32),
-                lambda Y: pca.transform(Y).astype(np.float32))
-    return X, lambda Y: np.ascontiguousarray(Y, dtype=np.float32)
-
-
-def _tsne_transform(run: Run, key: str, X: np.ndarray) -> tuple:
-    from openTSNE import TSNEEmbedding
-    from openTSNE.affinity import PerplexityBasedNN
-
-    from tsneviz.reduction.tsne import FFT_MIN_SAMPLES
-
-    p = run.layout_params
-    feats = run.features(key)
-    coords = run.coords(key).astype(np.float64)
-    n = len(feats)
-    seed = int(p.get('seed', 0))
-    space, to_space = _search_space(feats, p.get('pca_dims'), seed)
-    # the perplexity the map was made with (run.json records the one used)
-    perplexity = min(float(p.get('perplexity', 30.0)), (n - 1) / 3)
-    affinities = PerplexityBasedNN(
-        space, perplexity=perplexity, metric=p.get('metric', 'euclidean'),
-        n_jobs=int(p.get('n_jobs', 1) or 1), random_state=seed)
-    gradient = p.get('negative_gradient_method', 'auto')
-    if coords.shape[1] > 2:
-        gradient = 'bh'  # FFT interpolation exists only up to 2-D
-    elif gradient == 'auto':
-        gradient = 'fft' if n >= FFT_MIN_SAMPLES else 'bh'
-    embedding = TSNEEmbedding(
-        coords, affinities, negative_gradient_method=gradient,
-        ints_in_interval=float(p.get('ints_in_interval', 1.0)),
-        random_state=seed)
-    # transform() centres the reference embedding in place before adding
-    # the new points: undo that shift, so they land in the run's frame
-    centre = (coords.max(axis=0) + coords.min(axis=0)) / 2
-    k = min(25, n)
-    placed = embedding.transform(to_space(X), k=k,
-                                 perplexity=min(5.0, (k - 1) / 3))
-    return (np.asarray(placed, np.float64) + centre).astype(np.float32), \
-        'openTSNE TSNEEmbedding.transform (map fixed)'
-
-
-def _pca_transform(run: Run, key: str, X: np.ndarray) -> tuple:
-    from sklearn.decomposition import PCA
-
-    p = run.layout_params
-    feats = np.asarray(run.features(key), np.float32)
-    coords = run.coords(key)
-    pca = PCA(n_components=int(p.get('n_components', coords.shape[1])),
-              random_state=int(p.get('seed', 0))).fit(feats)
-    again = pca.transform(feats)
-    scale = float(np.abs(coords).max()) or 1.0
-    if again.shape != coords.shape or \
-            np.abs(again - coords).max() > 1e-3 * scale:
-        raise UserError(f'the PCA of {run.path} cannot be refitted to its '
-                        'own coordinates (were its features changed?); '
-                        'make the run again')
-    return pca.transform(X).astype(np.float32), \
-        'PCA refitted on the run\'s features (exact)'
-
-
 def project(run: Union[str, Run], X: np.ndarray,
             key: Optional[str] = None) -> tuple:
     """Map coordinates of new feature rows, the run's map left as it is.
+
+    The run's reducer is rebuilt from what the run recorded
+    (:meth:`~tsneviz.reduction.BaseReducer.from_map`: its parameters,
+    features and map) and places the rows (``transform``), or refuses in
+    one line where its maps take no new points (UMAP).
 
     Args:
         run (str | Run): The run.
@@ -403,18 +340,12 @@ def project(run: Union[str, Run], X: np.ndarray,
     """
     run = run if isinstance(run, Run) else Run(run)
     key = run.key(key)
-    method = run.method
-    if method == 'tsne':
-        return _tsne_transform(run, key, X)
-    if method == 'pca':
-        return _pca_transform(run, key, X)
-    if method == 'umap':
-        raise UserError(f'{run.path} is a UMAP map and does not keep its '
-                        'fitted UMAP model, so new points cannot be added '
-                        'without moving it; re-run with --method tsne (or '
-                        'pca) and place onto that run')
-    raise UserError(f'cannot place new points on a {method!r} map: only '
-                    't-SNE and PCA maps take them')
+    try:
+        reducer = reducer_class(run.method).from_map(
+            run.layout_params, run.features(key), run.coords(key))
+        return reducer.transform(X), reducer.placement
+    except UserError as refused:
+        raise UserError(f'{run.path}: {refused}') from None
 
 
 def _map_vote(run: Run, key: str, coords: np.ndarray) -> np.ndarray:
@@ -625,8 +556,8 @@ def _plot_layer(run: Run, placed: Placement, name: str, out: str) -> None:
         colors = 'black'
     ax.scatter(placed.coords[:, 0], placed.coords[:, 1], s=12, marker='*',
                c=colors, edgecolors='black', linewidths=0.25)
-    method = {'tsne': 't-SNE', 'pca': 'PCA'}.get(run.method, run.method)
-    title = f'{name}: {len(placed)} placed on the {method} map'
+    title = (f'{name}: {len(placed)} placed on the '
+             f'{reducer_class(run.method).name} map')
     note = flat_view_note(coords.shape[1])
     if note:
         title += f' ({note})'

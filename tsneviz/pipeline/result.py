@@ -161,28 +161,28 @@ def fit_layouts(result: RunResult, reducer, options: RunOptions,
     # in the iterator, and with it the pages of a remapped features file
     for key in list(result.features):
         feats = result.features[key]
-        graph = None
+        graph, offered = None, None
         if len(result) >= 3:
-            # ONE neighbour search per key, for the t-SNE affinities, the
-            # k-NN accuracy and the neighbours step (and the explorer):
-            # 3 x perplexity columns for openTSNE, at least 20 for the step
+            # ONE neighbour search per key, for the layout's affinities
+            # (3 x perplexity columns for t-SNE), the k-NN accuracy and the
+            # neighbours step (and the explorer): at least 20 for the step
             space = graph_space(feats, options.seed)
-            perplexity = reducer.params.get('perplexity') or 0
-            graph = shared_graph(feats, max(int(3 * perplexity), 20),
-                                 seed=options.seed, space=space)
+            graph = shared_graph(
+                feats, max(reducer.n_neighbors_for(len(result)), 20),
+                seed=options.seed, space=space)
             result.graphs[key] = graph
-            if hasattr(reducer, 'use_graph'):
-                reducer.use_graph(space[0], graph)
+            # the layout takes it with the features in its space: no PCA
+            offered = dict(graph, points=space[0])
             del space
             feats = result.remap(key)  # drop the pages the PCA read
             timer.lap(f'neighbor_graph:{key}')
         coords = fit_layout(feats, reducer, f'{reducer.name} {key}',
-                            options.show_progress)
+                            options.show_progress, graph=offered)
+        del offered
         timer.lap(f'{options.method}:{key}')
         if graph is not None:
             # whether the layout's affinities came from the shared graph
-            graph['used_by_layout'] = bool(
-                getattr(reducer, 'shared_graph_', False))
+            graph['used_by_layout'] = bool(reducer.used_graph_)
         result.coords[key] = coords
         for axis, name in zip(coords.T, 'xyz'):
             result.table[f'{key}_{name}'] = axis
@@ -266,7 +266,7 @@ def write_run(run_dir: str, result: RunResult, reducer,
         classes=result.space.dataset_classes(),
         label_space=result.space.to_json(),
         layout=dict(method=method, reducer=reducer.name,
-                    params=reducer.params, ignored=reducer.ignored_),
+                    params=reducer.used_params(), ignored=reducer.ignored_),
         results=result.results,
         timings=timer.timings,
         **({'neighbors': neighbors, 'neighbor_graph': graphs}
@@ -277,11 +277,7 @@ def write_run(run_dir: str, result: RunResult, reducer,
                                   stage=result.stage,
                                   keys=list(result.features),
                                   has_logits=result.logits is not None)
-    if method == 'tsne':
-        # the section runs made before other layouts existed have
-        manifest['tsne'] = dict(backend=reducer.backend,
-                                params=reducer.params,
-                                ignored=reducer.ignored_)
+    manifest.update(reducer.sections())
     rundir.write_json(osp.join(run_dir, rundir.MANIFEST), manifest)
     logger.info(f'Save features and results to {run_dir}')
     return run_dir

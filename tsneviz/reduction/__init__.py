@@ -3,8 +3,11 @@
 Every layout method is an entry of :data:`tsneviz.registry.REDUCERS` under
 its ``--method`` name (``tsne``, ``umap``, ``pca``); t-SNE's
 implementations are entries of ``TSNE_BACKENDS`` (``--backend``). umap-learn
-is imported only when a UMAP layout is fitted.
+is imported only when a UMAP layout is fitted. What callers use of a
+reducer is :class:`BaseReducer`'s protocol.
 """
+from typing import Optional
+
 import numpy as np
 
 from .base import BaseReducer
@@ -41,12 +44,12 @@ def build_reducer(method: str = 'tsne', **settings) -> BaseReducer:
         >>> build_reducer('umap', n_neighbors=10).describe()
         'UMAP · 10 neighbours'
     """
-    return reducer_class(method)(**settings)
+    return reducer_class(method).build(**settings)
 
 
 def fit_layout(features: np.ndarray, reducer: BaseReducer,
-               description: str = '',
-               show_progress: bool = True) -> np.ndarray:
+               description: str = '', show_progress: bool = True,
+               graph: Optional[dict] = None) -> np.ndarray:
     """Fit any reducer (t-SNE, UMAP, PCA, ...) with a progress bar.
 
     Args:
@@ -54,6 +57,10 @@ def fit_layout(features: np.ndarray, reducer: BaseReducer,
         reducer (BaseReducer): From :func:`build_reducer`.
         description (str): Bar label. Defaults to the reducer's name.
         show_progress (bool): Draw a bar. Defaults to True.
+        graph (dict, optional): A shared neighbour graph of ``features``
+            (see :meth:`BaseReducer.fit_transform`), handed on to a reducer
+            that searches neighbours (:meth:`~BaseReducer.n_neighbors_for`
+            above 0). Defaults to None.
 
     Returns:
         np.ndarray: (N, n_components) coordinates.
@@ -73,4 +80,7 @@ def fit_layout(features: np.ndarray, reducer: BaseReducer,
             bar(completed=done,
                 note='' if kl is None else f'KL {kl:.3f}')
 
-        return reducer.fit_transform(features, progress=report)
+        if graph is None or not reducer.n_neighbors_for(len(features)):
+            # a reducer that searches no neighbours takes no graph
+            return reducer.fit_transform(features, progress=report)
+        return reducer.fit_transform(features, graph=graph, progress=report)

@@ -4,8 +4,10 @@ Each is a ``--backend`` of ``--method tsne`` (an entry of
 :data:`~tsneviz.registry.TSNE_BACKENDS`), takes the same flags as openTSNE
 and scikit-learn, and imports its library only when it is built: a missing
 package is a one-line :class:`~tsneviz.errors.UserError` naming what to
-``pip install``. ``--backend auto`` (:func:`tsneviz.reduction.tsne.
-auto_backend`) picks one of them when CUDA is available.
+``pip install``. ``--backend auto`` (:func:`tsneviz.reduction.tsne.auto.
+auto_backend`) picks one of them when CUDA is available. Their maps take
+new points through openTSNE (:meth:`~tsneviz.reduction.tsne.base.TSNE.
+transform`).
 
 How each parameter reaches each backend (also in the README):
 
@@ -55,7 +57,7 @@ from tsneviz.errors import UserError
 from tsneviz.params import Options
 from tsneviz.registry import TSNE_BACKENDS
 
-from .tsne import CHECK_EVERY, EARLY_EXAGGERATION_ITER, BaseTSNE
+from .tsne.base import CHECK_EVERY, EARLY_EXAGGERATION_ITER, TSNE
 
 TORCHDR_ONLY = {
     # 'auto' is CUDA when torch sees a GPU, else the CPU (how the tests
@@ -123,7 +125,7 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
         np.float32)
 
 
-class GPUTSNE(BaseTSNE):
+class GPUTSNE(TSNE):
     """What the GPU backends share: a lazily imported library.
 
     Subclasses name the ``module`` to import and the pip ``package`` that
@@ -234,7 +236,7 @@ class TorchdrTSNE(GPUTSNE):
         import torch
         return 'cuda' if torch.cuda.is_available() else 'cpu'
 
-    def fit_transform(self, X, progress=None):
+    def _fit(self, X, graph, progress):
         import torch
         torchdr = self.library()
 
@@ -264,7 +266,7 @@ class TorchdrTSNE(GPUTSNE):
         elif init == 'random':
             init = 'normal'  # torchdr's name for a Gaussian start
         tsne = Reporting(
-            perplexity=p['perplexity'], n_components=p['n_components'],
+            perplexity=self.perplexity_, n_components=p['n_components'],
             lr=p['learning_rate'], init=init,
             max_iter=total,
             early_exaggeration_coeff=p['early_exaggeration'],
@@ -277,7 +279,7 @@ class TorchdrTSNE(GPUTSNE):
             embedding = tsne.fit_transform(X)
         if isinstance(embedding, torch.Tensor):
             embedding = embedding.detach().cpu().numpy()
-        self.embedding_ = np.asarray(embedding, dtype=np.float32)
+        coords = np.asarray(embedding, dtype=np.float32)
         # torchdr stops early only on a vanishing gradient.
         self.n_iter_ = min(total, int(tsne.n_iter_) + 1)
         # torchdr's loss leaves out the entropy of P: it is not the KL.
@@ -285,7 +287,7 @@ class TorchdrTSNE(GPUTSNE):
         self.device_ = device
         if progress is not None:
             progress(total, total, None)
-        return self.embedding_
+        return coords
 
     def results(self) -> dict:
         results = super().results()
@@ -333,7 +335,7 @@ def _known_kwargs(cls, kwargs: dict, backend: str) -> dict:
     return {k: v for k, v in kwargs.items() if k in names}
 
 
-def _fit_library(reducer: BaseTSNE, tsne, X, total: int, progress):
+def _fit_library(reducer: TSNE, tsne, X, total: int, progress):
     """Run a GPU library's fitted-in-one-call t-SNE and keep its results.
 
     cuML and tsne-cuda report no progress while they run: the bar shows
@@ -371,7 +373,7 @@ class CumlTSNE(GPUTSNE):
                     n_iter_without_progress=-1, init='pca',
                     metric='euclidean', seed=0, n_jobs=-1, pca_dims=50)
 
-    def fit_transform(self, X, progress=None):
+    def _fit(self, X, graph, progress):
         from cuml.manifold import TSNE
 
         p = self.params
@@ -380,9 +382,9 @@ class CumlTSNE(GPUTSNE):
         params = inspect.signature(TSNE.__init__).parameters
         iters = 'max_iter' if 'max_iter' in params else 'n_iter'
         kwargs = _known_kwargs(TSNE, {
-            'n_components': 2, 'perplexity': p['perplexity'],
+            'n_components': 2, 'perplexity': self.perplexity_,
             'n_neighbors': int(min(len(X) - 1, 1023,
-                                   max(1, np.ceil(3 * p['perplexity'])))),
+                                   max(1, np.ceil(3 * self.perplexity_)))),
             'early_exaggeration': p['early_exaggeration'],
             'learning_rate': self.learning_rate(len(X)),
             'learning_rate_method': 'none', iters: total,
@@ -413,7 +415,7 @@ class TsnecudaTSNE(GPUTSNE):
                     n_iter_without_progress=300, init='random',
                     metric='euclidean', seed=0, n_jobs=-1, pca_dims=50)
 
-    def fit_transform(self, X, progress=None):
+    def _fit(self, X, graph, progress):
         from tsnecuda import TSNE
 
         p = self.params
@@ -421,7 +423,7 @@ class TsnecudaTSNE(GPUTSNE):
         total = p['n_iter']
         patience = p['n_iter_without_progress']
         kwargs = _known_kwargs(TSNE, {
-            'n_components': 2, 'perplexity': p['perplexity'],
+            'n_components': 2, 'perplexity': self.perplexity_,
             'early_exaggeration': p['early_exaggeration'],
             'learning_rate': self.learning_rate(len(X)), 'n_iter': total,
             'n_iter_without_progress': total if patience < 0 else patience,

@@ -43,6 +43,8 @@ class UMAPReducer(BaseReducer):
 
     Defaults are umap-learn's (15 neighbours, ``min_dist=0.1``), with PCA to
     50 dimensions first as for t-SNE, and a fixed seed so that runs repeat.
+    It searches its own neighbours, and its map takes no new points
+    (:meth:`transform`).
 
     Examples:
         >>> reducer = REDUCERS.build(dict(type='umap', n_neighbors=10))
@@ -77,10 +79,24 @@ class UMAPReducer(BaseReducer):
                 f'{n_samples} samples: lower --n-neighbors below '
                 f'{n_samples} or sample more with --max-num-samples')
 
+    def n_neighbors_for(self, n_samples):
+        return min(n_samples - 1, self.params['n_neighbors'])
+
     def describe(self):
         return f'UMAP · {self.params["n_neighbors"]} neighbours'
 
-    def fit_transform(self, X, progress=None):
+    def transform(self, X):
+        """Refused: a run keeps no fitted UMAP model to place points with.
+
+        Raises:
+            UserError: Always, in one line.
+        """
+        raise UserError('a UMAP map does not keep its fitted UMAP model, so '
+                        'new points cannot be added without moving it; '
+                        're-run with --method tsne (or pca) and place onto '
+                        'that run')
+
+    def fit_transform(self, X, graph=None, progress=None):
         umap = import_umap()
         p = self.params
         X = self.reduce_dims(X)

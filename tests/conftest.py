@@ -29,6 +29,13 @@ def mmpretrain_config(relative: str) -> str:
                     relative)
 
 
+def pytest_collection_modifyitems(config, items):
+    # every test that drives Chromium takes the fixture named browser
+    for item in items:
+        if 'browser' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope='session')
 def digits_root(tmp_path_factory):
     from tsneviz.demo import write_digits

@@ -262,6 +262,7 @@ def run_tool(*args):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_follows_three_runs(runs, tmp_path):
     out = str(tmp_path / 'cli')
     proc = run_tool(*runs, '--out', out, '--start', 'first')

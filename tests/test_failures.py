@@ -462,6 +462,7 @@ def test_failed_step_is_recorded_and_the_others_still_run(tmp_path,
     assert rundir.Run(run_dir).analysis['views']['seconds'] >= 0
 
 
+@pytest.mark.slow
 def test_failed_step_through_the_cli_and_its_rerun(tmp_path, matrix):
     work_dir = tmp_path / 'work'
     proc = tool(*features_args(matrix, work_dir, '--analysis', 'views',

@@ -98,6 +98,7 @@ def restored_registries():
         r._module_dict.update(saved[id(r)])
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run(readme_folder, restored_registries):
     with open(README, encoding='utf-8') as f:
         blocks = python_blocks(f.read())

@@ -7,7 +7,7 @@
 # data/imagenet (mmpretrain cannot download it).
 #
 #   python tools/vis_tsne.py configs/vit/vit-base-p16_in1k_tsne.py \
-#       --checkpoint vit-base-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-98e8652b.pth \  # noqa: E501
+#       --checkpoint vit-base-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-98e8652b.pth \
 #       --max-num-class 10 --max-num-samples 50
 #
 # with the checkpoint of mmpretrain's model zoo, from

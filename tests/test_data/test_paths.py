@@ -189,6 +189,7 @@ def test_old_run_without_cwd_fails_clearly_and_with_it_works(project,
     assert len(found) == 70 and all(osp.isfile(p) for p, _ in found)
 
 
+@pytest.mark.slow
 def test_feature_cache_tells_folders_apart(project, tmp_path):
     """The same relative data_root from another folder is other data."""
     other = tmp_path / 'other'

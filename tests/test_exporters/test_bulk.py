@@ -146,6 +146,7 @@ def test_colour_limits_are_user_errors(run_dir):
     assert color_column({'label': ['cat', 'dog']}, 'label') == ['cat', 'dog']
 
 
+@pytest.mark.slow
 def test_cli_colour_and_errors(run_dir, tmp_path):
     script = osp.join(REPO, 'tools', 'export.py')
     out = str(tmp_path / 'b.csv')

@@ -110,6 +110,7 @@ def test_missing_pyarrow_names_the_install(run_dir, monkeypatch):
         export_parquet(run_dir)
 
 
+@pytest.mark.slow
 def test_cli_parquet_and_unknown_key(run_dir, tmp_path):
     script = osp.join(REPO, 'tools', 'export.py')
     out = str(tmp_path / 'cli.parquet')

@@ -64,6 +64,7 @@ def test_bad_matrices_are_refused(case, needle, digits_matrix, tmp_path):
         not list((tmp_path / 'w').glob('tsne_*'))
 
 
+@pytest.mark.slow
 def test_cli_features_and_its_errors(digits_matrix, tmp_path):
     folder, X, y = digits_matrix
     tool = osp.join(REPO, 'tools', 'vis_tsne.py')

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
 
@@ -17,6 +18,8 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.dist
+@pytest.mark.slow
 def test_two_ranks_equal_one_process(tmp_path, digits_root):
     common = ['--checkpoint', DEMO_CHECKPOINT, '--max-num-samples', '13',
               '--perplexity', '10', '--n-iter', '300', '--no-cache',

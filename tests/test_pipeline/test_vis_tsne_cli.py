@@ -65,6 +65,7 @@ def test_every_reference_argument_is_accepted_with_its_type():
     assert (defaults.max_num_class, defaults.max_num_samples) == (20, 100)
 
 
+@pytest.mark.slow
 def test_a_whole_run_prints_its_run_directory(tmp_path, digits_root):
     # a work dir with a space, and --show where no window can open
     env = {k: v for k, v in os.environ.items()
@@ -117,6 +118,7 @@ def test_display_problem(monkeypatch):
     assert display_problem() is None
 
 
+@pytest.mark.slow
 def test_log_counts_only_classes_with_samples(tmp_path, digits_root):
     from tests.conftest import make_demo_run
     root = tmp_path / 'digits'
@@ -200,6 +202,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, digits_root,
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_views_tool_draws_the_asked_colourings(tmp_path, digits_root):
     run = cli(DEMO_CONFIG, '--checkpoint', DEMO_CHECKPOINT, '--work-dir',
               tmp_path, '--max-num-samples', '5', '--perplexity', '5',

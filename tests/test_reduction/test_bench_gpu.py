@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.conftest import REPO
@@ -12,6 +13,7 @@ from tests.conftest import REPO
 SCRIPT = osp.join(REPO, 'benchmarks', 'bench_gpu.py')
 
 
+@pytest.mark.slow
 def test_bench_gpu_prints_a_side_by_side_table(tmp_path):
     proc = subprocess.run(
         [sys.executable, SCRIPT, '--sizes', '300', '--n-iter', '250',

@@ -236,6 +236,7 @@ def test_locality_order_puts_graph_neighbours_close_in_memory():
     assert before > 900 and after < before / 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('init', ['pca', 'random'])
 def test_a_fit_in_locality_order_is_the_same_layout(monkeypatch, init):
     from tsneviz.analysis.graphs import graph_space, shared_graph

@@ -14,6 +14,7 @@ def digits():
     return X[:400].astype(np.float32), y[:400]
 
 
+@pytest.mark.slow
 def test_umap_separates_digits_and_repeats(digits):
     X, y = digits
     a = REDUCERS.build(dict(type='umap', n_neighbors=10)).fit_transform(X)

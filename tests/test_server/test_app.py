@@ -531,6 +531,7 @@ def test_a_new_router_reaches_the_server_state(tree):
     assert 'unknown run' in error(client.get('/api/runs/nope/size'), 404)
 
 
+@pytest.mark.slow
 def test_job_runs_end_to_end(server, tree, digits_options, monkeypatch):
     r = server.post('/api/jobs', json=dict(
         config='digits/resnet18-slim_digits.py',

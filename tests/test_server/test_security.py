@@ -337,6 +337,7 @@ def test_queue_cap_one_at_a_time_and_cancel(jobs_app, digits_root,
     error(client.delete('/api/jobs/0123456789abcdef'), 404)
 
 
+@pytest.mark.slow
 def test_jobs_survive_a_restart_as_interrupted(tmp_path, digits_root):
     root = tmp_path / 'work'
     root.mkdir()
@@ -440,6 +441,7 @@ def _leftovers(folder):
         n.endswith('.csv') and n[:-4] + '.json' not in names))
 
 
+@pytest.mark.slow
 def test_kill_9_mid_write_leaves_nothing_listed_and_is_cleaned(tmp_path):
     root, n = tmp_path / 'work', 100_000
     _big_run(str(root / 'cfg' / 'tsne_big'), n)

@@ -200,6 +200,7 @@ def _peak_rss_mb(pid):
 RSS_BOUND_MB = 450
 
 
+@pytest.mark.slow
 def test_twenty_hostile_placements_keep_memory_bounded(demo):
     # 14 bombs of every kind and 6 images at the cap, all at once, against
     # a real server; its header deadline (2 s) is shorter than a placement

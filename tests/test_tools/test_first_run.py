@@ -69,6 +69,8 @@ def _launch(repo, env, *args):
         capture_output=True, text=True, env=env, cwd=str(repo), timeout=300)
 
 
+@pytest.mark.dist
+@pytest.mark.slow
 def test_launcher_uses_the_repository_venv_not_path(tmp_path):
     repo, used, env = _launcher_repo(tmp_path, with_venv=True)
     done = _launch(repo, env, 'CONFIG.py', '1', '--help')
@@ -77,6 +79,8 @@ def test_launcher_uses_the_repository_venv_not_path(tmp_path):
     assert '-m torch.distributed.run' in used.read_text()
 
 
+@pytest.mark.dist
+@pytest.mark.slow
 def test_launcher_takes_python_from_the_environment(tmp_path):
     repo, used, env = _launcher_repo(tmp_path, with_venv=True)
     chosen = tmp_path / 'chosen_used'
@@ -89,6 +93,7 @@ def test_launcher_takes_python_from_the_environment(tmp_path):
     assert not used.exists()
 
 
+@pytest.mark.dist
 def test_launcher_without_torch_says_so_in_one_line(tmp_path):
     repo, _, env = _launcher_repo(tmp_path, with_venv=False)
     done = _launch(repo, env, 'CONFIG.py', '1', '--help')

@@ -158,6 +158,7 @@ def test_custom_dataset_names_the_images_it_skipped(tmp_path, digits_root,
     assert _scan_lines(caplog) == []
 
 
+@pytest.mark.slow
 def test_vis_tsne_on_a_folder_warns_of_skipped_images(tmp_path,
                                                       digits_root):
     # the demo config reads <data_root>/val

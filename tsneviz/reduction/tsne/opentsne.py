@@ -1,6 +1,5 @@
 """The openTSNE backend (FFT-accelerated), which also places new points
 on any t-SNE map."""
-from typing import Optional
 
 import numpy as np
 from mmengine.logging import MMLogger
@@ -8,7 +7,7 @@ from mmengine.logging import MMLogger
 from tsneviz.errors import UserError
 from tsneviz.registry import TSNE_BACKENDS
 
-from ..base import ProgressFn, pca_projection
+from ..base import pca_projection
 from .base import CHECK_EVERY, EARLY_EXAGGERATION_ITER, OPENTSNE_ONLY, TSNE
 from .locality import LOCALITY_MIN_SAMPLES, _reorder, locality_order
 

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tsneviz.analysis.clustering import (LARGE_N,  # noqa: E402
-                                         cluster_features)
+from tsneviz.analysis.clustering import LARGE_N, cluster_features  # noqa: E402
 
 # What "before" can still do in reasonable time, per method.
 BEFORE_MAX = dict(kmeans=1_000_000, hdbscan=20_000)

@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# the same seeded blobs as the clusters benchmark (this folder is on
+# sys.path when a script of it runs)
+from bench_clusters import blobs  # noqa: E402
+
 from tsneviz.errors import UserError  # noqa: E402
 from tsneviz.metrics import knn_accuracy  # noqa: E402
 from tsneviz.reduction import build_tsne  # noqa: E402
 from tsneviz.reduction.tsne import GPU_PREFERENCE  # noqa: E402
-
-# the same seeded blobs as the clusters benchmark (this folder is on
-# sys.path when a script of it runs)
-from bench_clusters import blobs  # noqa: E402
 
 #: Published figures: (points, seconds, where).
 TARGETS = {

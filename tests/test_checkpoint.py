@@ -20,13 +20,17 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from mmengine.logging import MMLogger
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import BaseModel
-from tsneviz.checkpoint import (checkpoint_dataset_meta, file_sha256,
-                                load_checkpoint, load_weights)
+from torch import nn
+
+from tsneviz.checkpoint import (
+    checkpoint_dataset_meta,
+    file_sha256,
+    load_checkpoint,
+    load_weights,
+)
 from tsneviz.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

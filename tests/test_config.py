@@ -5,8 +5,12 @@ import pytest
 from mmengine.config import Config
 
 from tests.conftest import DEMO_CONFIG, mmpretrain_config
-from tsneviz.config import (dataloader_config, load_config, resolve_work_dir,
-                            tsne_settings)
+from tsneviz.config import (
+    dataloader_config,
+    load_config,
+    resolve_work_dir,
+    tsne_settings,
+)
 from tsneviz.errors import UserError
 
 

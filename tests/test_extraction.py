@@ -5,13 +5,13 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-
 from mmpretrain.registry import MODELS
+
 from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG
-from tsneviz.model import build_model
 from tsneviz.data import build_dataset, build_loader
 from tsneviz.errors import UserError
 from tsneviz.extraction import extract, pool, prediction_columns
+from tsneviz.model import build_model
 
 TINY_VIT = dict(
     type='ImageClassifier',

@@ -19,8 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import (DEMO_CHECKPOINT, DEMO_CONFIG, REPO,
-                            mmpretrain_config)
+from tests.conftest import (
+    DEMO_CHECKPOINT,
+    DEMO_CONFIG,
+    REPO,
+    mmpretrain_config,
+)
 from tsneviz import rundir
 from tsneviz.errors import UserError
 

@@ -77,7 +77,6 @@ def test_unmodified_config_runs_end_to_end(case, tmp_path, digits_root):
 ])
 def test_example_configs_build_their_models(relative):
     from mmengine.registry import DefaultScope
-
     from mmpretrain.registry import MODELS
     cfg = load_config(osp.join(REPO, relative))
     assert cfg.tsne.backend == 'opentsne'

@@ -14,10 +14,14 @@ import pytest
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import DEMO_CHECKPOINT, DEMO_CONFIG, REPO
-from tsneviz.report import writer as report_mod
 from tsneviz.errors import UserError
-from tsneviz.report import (class_errors, confusion_data, silhouette_by_class,
-                            write_report)
+from tsneviz.report import (
+    class_errors,
+    confusion_data,
+    silhouette_by_class,
+    write_report,
+)
+from tsneviz.report import writer as report_mod
 from tsneviz.rundir import Run
 
 FAST = dict(perplexity=10.0, n_iter=400)

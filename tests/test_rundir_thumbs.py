@@ -10,8 +10,12 @@ from PIL import Image
 
 from tsneviz.errors import UserError
 from tsneviz.rundir import thumbs as packing
-from tsneviz.rundir.thumbs import (pack_thumbnails, packed_for, read_packed,
-                                   thumb_ids)
+from tsneviz.rundir.thumbs import (
+    pack_thumbnails,
+    packed_for,
+    read_packed,
+    thumb_ids,
+)
 
 
 def _image(path, size, value, mode='RGB'):

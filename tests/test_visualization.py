@@ -13,8 +13,11 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 from mpl_toolkits.mplot3d import Axes3D
 
-from tsneviz.visualization import (build_embedding_figure, class_palette,
-                                   plot_embedding)
+from tsneviz.visualization import (
+    build_embedding_figure,
+    class_palette,
+    plot_embedding,
+)
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 NAMES = [f'class_{i}' for i in range(10)]
@@ -271,9 +274,14 @@ def test_draw_order_mixes_classes():
 
 from tsneviz import rundir  # noqa: E402
 from tsneviz.errors import UserError  # noqa: E402
-from tsneviz.visualization import (BACKGROUND, HIGHLIGHT,  # noqa: E402
-                                   VIEWS, plot_view, render_views,
-                                   view_style)
+from tsneviz.visualization import (  # noqa: E402
+    BACKGROUND,
+    HIGHLIGHT,
+    VIEWS,
+    plot_view,
+    render_views,
+    view_style,
+)
 
 
 def _pred_table(n=60, seed=0):

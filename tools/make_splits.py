@@ -13,8 +13,7 @@ Examples::
 """
 import argparse
 
-from tsneviz.cli import (number_or_auto, quiet_library_warnings,
-                         run)
+from tsneviz.cli import number_or_auto, quiet_library_warnings, run
 
 quiet_library_warnings()
 

@@ -53,8 +53,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from tsneviz.analysis.neighbors import (describe_sample, query,
-                                            save_neighbor_grid)
+    from tsneviz.analysis.neighbors import (
+        describe_sample,
+        query,
+        save_neighbor_grid,
+    )
     from tsneviz.data.paths import run_image_paths
     from tsneviz.rundir import NEIGHBOR_GRIDS, Run, update_manifest
 

@@ -81,8 +81,8 @@ def refresh_views(run_dir: str, key=None) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    from tsneviz.apis import place_features, place_images
     from tsneviz.analysis.placement import layer_file
+    from tsneviz.apis import place_features, place_images
 
     if args.labels == 'folder' and args.features:
         from tsneviz.errors import UserError

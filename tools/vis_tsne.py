@@ -8,15 +8,23 @@ import argparse
 import os.path as osp
 import sys
 
-from tsneviz.cli import (display_problem, file_uri,
-                         quiet_library_warnings, run, tool_command)
+from tsneviz.cli import (
+    display_problem,
+    file_uri,
+    quiet_library_warnings,
+    run,
+    tool_command,
+)
 
 quiet_library_warnings()
 from tsneviz.analysis.steps import analysis_steps  # noqa: E402
 from tsneviz.config import CfgOptionsAction  # noqa: E402
 from tsneviz.pipeline.distributed import LAUNCHERS  # noqa: E402
-from tsneviz.reduction import (add_layout_arguments,  # noqa: E402
-                               layout_fields, reducer_names)
+from tsneviz.reduction import (  # noqa: E402
+    add_layout_arguments,
+    layout_fields,
+    reducer_names,
+)
 
 
 def parse_args(argv=None):

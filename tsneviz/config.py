@@ -11,6 +11,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 
 from tsneviz.errors import UserError
 
+
 class _DictCalls(ast.NodeTransformer):
     """``dict(a=1)`` written as ``{'a': 1}``, for :func:`ast.literal_eval`.
 

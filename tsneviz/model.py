@@ -61,13 +61,16 @@ def build_model(cfg, checkpoint: Optional[str] = None, device: str = 'cpu',
         >>> info['sha256'][:8]
         '3f2a9c1e'
     """
-    from mmengine.registry import DefaultScope
-
-    from mmpretrain.registry import MODELS
-    from tsneviz.checkpoint import (checkpoint_dataset_meta, file_sha256,
-                                    load_checkpoint, load_weights)
-
     import torch
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    from tsneviz.checkpoint import (
+        checkpoint_dataset_meta,
+        file_sha256,
+        load_checkpoint,
+        load_weights,
+    )
 
     # Seeded so that a model without a checkpoint has the same random
     # weights on every rank and in every run (and cached features match).

@@ -14,10 +14,14 @@ from sklearn.metrics import adjusted_rand_score
 
 from tests.conftest import REPO, make_demo_run
 from tsneviz import rundir
-from tsneviz.analysis.clustering import (KMeansClusterer, build_clusterer,
-                                         cluster_features,
-                                         default_n_clusters, methods,
-                                         reduce_for_clustering)
+from tsneviz.analysis.clustering import (
+    KMeansClusterer,
+    build_clusterer,
+    cluster_features,
+    default_n_clusters,
+    methods,
+    reduce_for_clustering,
+)
 from tsneviz.analysis.runs import cluster_run
 from tsneviz.analysis.summary import COLUMNS
 from tsneviz.errors import UserError

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from tsneviz.analysis import graphs
-from tsneviz.analysis.graphs import (build_graph, graph_recall,
-                                     shared_graph)
+from tsneviz.analysis.graphs import build_graph, graph_recall, shared_graph
 from tsneviz.registry import NEIGHBOR_GRAPHS
 
 

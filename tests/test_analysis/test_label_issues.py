@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, make_demo_run, make_features_run
-from tsneviz.analysis.label_issues import (find_label_issues, knn_vote,
-                                           suspects, write_review)
+from tsneviz.analysis.label_issues import (
+    find_label_issues,
+    knn_vote,
+    suspects,
+    write_review,
+)
 from tsneviz.errors import UserError
 from tsneviz.rundir import Run, neighbors_file
 

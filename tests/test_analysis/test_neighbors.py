@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, make_demo_run
-from tsneviz.analysis.neighbors import (compute_neighbors, describe_sample,
-                                        load_neighbors, query,
-                                        save_neighbor_grid)
+from tsneviz.analysis.neighbors import (
+    compute_neighbors,
+    describe_sample,
+    load_neighbors,
+    query,
+    save_neighbor_grid,
+)
 from tsneviz.errors import UserError
 from tsneviz.rundir import Run
 

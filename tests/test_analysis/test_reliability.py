@@ -10,12 +10,18 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, make_features_run
-from tests.test_analysis.test_graphs import clustered
+
 # a fixture: the run's graph builder, counting its builds
-from tests.test_analysis.test_graphs import counting_builder  # noqa: F401
+from tests.test_analysis.test_graphs import (
+    clustered,
+    counting_builder,  # noqa: F401
+)
 from tsneviz import rundir
-from tsneviz.analysis.reliability import (COLUMN, measure_reliability,
-                                          neighbourhood_overlap)
+from tsneviz.analysis.reliability import (
+    COLUMN,
+    measure_reliability,
+    neighbourhood_overlap,
+)
 from tsneviz.rundir import Run
 
 TOOL = osp.join(REPO, 'tools', 'reliability.py')

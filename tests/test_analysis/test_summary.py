@@ -5,8 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tsneviz.analysis.summary import (COLUMNS, summarize_clusters,
-                                      write_summary)
+from tsneviz.analysis.summary import COLUMNS, summarize_clusters, write_summary
 from tsneviz.labels import LabelSpace
 
 CLASSES = ['cat', 'dog', 'bird']

@@ -382,8 +382,8 @@ def test_explorer_served(browser, demo_run, tmp_path):
     """The same page and flow from tsneviz.server on loopback."""
     import httpx
 
-    from tsneviz.server.app import create_app
     from tests.test_server.test_app import Served
+    from tsneviz.server.app import create_app
 
     run_dir, _ = demo_run
     (tmp_path / 'served').mkdir()
@@ -590,8 +590,8 @@ def test_downloads_at_awkward_paths(browser, demo_run, tmp_path):
     """The page's CSV and annotation downloads, joined from the folder
     table of samples.js, are byte for byte what Python makes:
     :func:`selection_rows` and :func:`write_annotation`."""
-    from tsneviz.explorer import write_explorer
     from tsneviz.explorer import data as point_data
+    from tsneviz.explorer import write_explorer
     from tsneviz.exporters.splits import annotation_path, write_annotation
     from tsneviz.rundir import Run
 

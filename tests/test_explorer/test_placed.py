@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_demo_run
-from tests.test_explorer.test_page import (CHROMIUM_ARGS, VIEWPORT,
-                                           ensure_chromium)
+from tests.test_explorer.test_page import (
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    ensure_chromium,
+)
 
 PER_CLASS = 3
 

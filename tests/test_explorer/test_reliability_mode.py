@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_features_run
-from tests.test_explorer.test_page import VIEWPORT, _wait_ready
+
 # a fixture: the headless Chromium of the page tests
-from tests.test_explorer.test_page import browser  # noqa: F401
+from tests.test_explorer.test_page import (
+    VIEWPORT,
+    _wait_ready,
+    browser,  # noqa: F401
+)
 
 
 @pytest.fixture(scope='module')
@@ -84,8 +88,8 @@ def test_reliability_mode_colours_points_by_the_column(browser,  # noqa
 
 
 def test_no_reliability_mode_without_the_column(features_run):
-    from tsneviz.explorer import page as explorer_page
     from tsneviz.explorer import data as point_data
+    from tsneviz.explorer import page as explorer_page
     from tsneviz.rundir import Run
 
     run = Run(features_run)

@@ -21,7 +21,6 @@ from tsneviz.exporters import export_bulk
 from tsneviz.exporters.bulk import color_column
 from tsneviz.rundir import Run, read_table
 
-
 # Runs inside the bulk environment: bulk's own reader and its image app on
 # each CSV given; prints what they made of it as JSON.
 CHECK = r'''

@@ -19,8 +19,11 @@ from PIL import Image
 from tests.conftest import REPO, make_demo_run
 from tsneviz.errors import UserError
 from tsneviz.exporters import export_projector, export_run
-from tsneviz.exporters.projector import (MAX_SPRITE_PX, thumbnail_size_for,
-                                         write_config)
+from tsneviz.exporters.projector import (
+    MAX_SPRITE_PX,
+    thumbnail_size_for,
+    write_config,
+)
 from tsneviz.rundir import Run, read_table
 
 pytest.importorskip('tensorboard')

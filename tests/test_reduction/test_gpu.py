@@ -17,8 +17,12 @@ from tsneviz.errors import UserError
 from tsneviz.metrics import knn_accuracy
 from tsneviz.reduction import build_tsne, field
 from tsneviz.reduction.gpu import TorchdrTSNE, auto_learning_rate, unit_rows
-from tsneviz.reduction.tsne import (GPU_PREFERENCE, auto_backend,
-                                    auto_candidates, choose_backend)
+from tsneviz.reduction.tsne import (
+    GPU_PREFERENCE,
+    auto_backend,
+    auto_candidates,
+    choose_backend,
+)
 
 # One torch thread: on a shared 2-core machine torch's spinning OpenMP
 # threads make a small fit many times slower (see _torch_threads).
@@ -310,9 +314,9 @@ def test_a_dense_fit_too_big_for_memory_is_refused_in_one_line(
 def test_a_one_call_library_fit_keeps_its_results(digits):
     # cuML and tsne-cuda fit in one call and expose kl_divergence_, as
     # scikit-learn's TSNE does: the shared wrapper runs it like theirs
-    from sklearn.manifold import TSNE as SklearnLibraryTSNE
-
     from types import SimpleNamespace
+
+    from sklearn.manifold import TSNE as SklearnLibraryTSNE
 
     from tsneviz.reduction.gpu import _fit_library
     reducer = SimpleNamespace()  # where the backend keeps its results

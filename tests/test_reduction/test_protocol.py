@@ -13,8 +13,13 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
 from tsneviz.errors import UserError
-from tsneviz.reduction import (TSNE, BaseReducer, build_reducer,
-                               reducer_class, reducer_names)
+from tsneviz.reduction import (
+    TSNE,
+    BaseReducer,
+    build_reducer,
+    reducer_class,
+    reducer_names,
+)
 from tsneviz.registry import REDUCERS
 
 # What each registered method's transform does; a method registered later

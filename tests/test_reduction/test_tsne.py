@@ -102,8 +102,9 @@ def test_kl_convergence_check_stops_the_normal_phase(digits):
 
 
 def test_other_backends_parameter_is_ignored_with_a_warning(digits):
-    from mmengine.logging import MMLogger
     import logging
+
+    from mmengine.logging import MMLogger
     logger = MMLogger.get_instance('tsneviz_test_reduction')
     records = []
     handler = logging.Handler()

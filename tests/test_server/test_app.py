@@ -30,8 +30,12 @@ from tsneviz.reduction.fields import LayoutField, field
 from tsneviz.rundir import write_json, write_table
 from tsneviz.server.app import create_app
 from tsneviz.server.context import ServerDep
-from tsneviz.server.layout import MAX_THREADS, TsneIn, offered_fields, \
-    tsne_model
+from tsneviz.server.layout import (
+    MAX_THREADS,
+    TsneIn,
+    offered_fields,
+    tsne_model,
+)
 
 N_CLASSES, PER_CLASS = 3, 4
 N = N_CLASSES * PER_CLASS

@@ -235,7 +235,6 @@ def test_twenty_hostile_placements_keep_memory_bounded(demo):
 
 def test_twenty_placements_at_once_all_succeed(client, demo, monkeypatch):
     import tsneviz.model
-
     from tsneviz.analysis import neighbors
 
     client, url = client

@@ -20,8 +20,13 @@ from matplotlib import font_manager
 from mmengine.logging import MMLogger
 
 import tsneviz.explorer
-from tests.conftest import (DEMO_CONFIG, REPO, digits_sample,
-                            make_demo_run, make_features_run)
+from tests.conftest import (
+    DEMO_CONFIG,
+    REPO,
+    digits_sample,
+    make_demo_run,
+    make_features_run,
+)
 from tsneviz import rundir
 from tsneviz.server.app import create_app
 from tsneviz.server.jobs import _last_log_line

@@ -17,8 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import (DEMO_CHECKPOINT, DEMO_CONFIG, REPO,
-                            digits_sample, make_features_run)
+from tests.conftest import (
+    DEMO_CHECKPOINT,
+    DEMO_CONFIG,
+    REPO,
+    digits_sample,
+    make_features_run,
+)
 from tests.test_explorer.test_page import CHROMIUM_ARGS, ensure_chromium
 from tsneviz.errors import UserError
 

@@ -38,8 +38,13 @@ from tsneviz.data.paths import resolve
 from tsneviz.errors import UserError
 from tsneviz.fonts import cover_glyphs
 from tsneviz.metrics import nearest_neighbors
-from tsneviz.rundir import (CONFIG, Run, atomic_write, neighbors_file,
-                            update_manifest)
+from tsneviz.rundir import (
+    CONFIG,
+    Run,
+    atomic_write,
+    neighbors_file,
+    update_manifest,
+)
 
 __all__ = ['METRICS', 'compute_neighbors', 'write_graph', 'load_neighbors',
            'query',

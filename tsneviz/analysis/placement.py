@@ -34,13 +34,24 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from tsneviz.data.scan import (IMAGE_EXTENSIONS, image_files, is_image_name,
-                               warn_skipped)
+from tsneviz.data.scan import (
+    IMAGE_EXTENSIONS,
+    image_files,
+    is_image_name,
+    warn_skipped,
+)
 from tsneviz.errors import UserError
 from tsneviz.reduction import reducer_class
-from tsneviz.rundir import (COORD_AXES, Run, atomic_write, coord_column,
-                            flat_view_note, read_table, update_manifest,
-                            write_table)
+from tsneviz.rundir import (
+    COORD_AXES,
+    Run,
+    atomic_write,
+    coord_column,
+    flat_view_note,
+    read_table,
+    update_manifest,
+    write_table,
+)
 
 __all__ = ['PLACED_DIR', 'VOTE_K', 'Placement', 'place_images',
            'place_features', 'project', 'list_images', 'read_labels',

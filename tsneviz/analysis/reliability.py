@@ -33,8 +33,14 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import (CLUSTER_COLUMN, Run, add_columns, atomic_write,
-                            flat_view_note, update_manifest)
+from tsneviz.rundir import (
+    CLUSTER_COLUMN,
+    Run,
+    add_columns,
+    atomic_write,
+    flat_view_note,
+    update_manifest,
+)
 
 __all__ = ['COLUMN', 'DEFAULT_K', 'LOW', 'neighbourhood_overlap',
            'map_neighbors', 'reliability_regions', 'plot_reliability',
@@ -293,8 +299,12 @@ def measure_reliability(run_dir: str, k: int = DEFAULT_K,
         >>> section['mean'] > section['chance']
         True
     """
-    from tsneviz.metrics import (SPEARMAN_PAIRS, TRUSTWORTHINESS_MAX_SAMPLES,
-                                 continuity, distance_spearman)
+    from tsneviz.metrics import (
+        SPEARMAN_PAIRS,
+        TRUSTWORTHINESS_MAX_SAMPLES,
+        continuity,
+        distance_spearman,
+    )
 
     run = Run(run_dir)
     key = run.key(key)

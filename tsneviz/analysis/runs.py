@@ -12,8 +12,14 @@ from typing import List, Optional
 from tsneviz import rundir
 from tsneviz.errors import UserError
 
-from .clustering import (LARGE_N, build_clusterer, check_method,
-                         check_size, cluster_features, default_n_clusters)
+from .clustering import (
+    LARGE_N,
+    build_clusterer,
+    check_method,
+    check_size,
+    cluster_features,
+    default_n_clusters,
+)
 from .summary import SUMMARY, summarize_clusters, write_summary
 
 CLUSTER_COLUMN = rundir.CLUSTER_COLUMN

@@ -14,8 +14,7 @@ Examples:
     >>> run_dir = run_features('embeddings.npy', method='pca')
 """
 from tsneviz.analysis.steps import analyze_run
-from tsneviz.pipeline import (RunOptions, run_features, run_module,
-                              run_vis_tsne)
+from tsneviz.pipeline import RunOptions, run_features, run_module, run_vis_tsne
 from tsneviz.reduction import build_reducer, fit_layout
 
 __all__ = [

@@ -27,19 +27,32 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from tsneviz.compare.align import (disparity, match_samples,
-                                   procrustes_align, tsne_from_init)
+from tsneviz.compare.align import (
+    disparity,
+    match_samples,
+    procrustes_align,
+    tsne_from_init,
+)
 from tsneviz.compare.animation import write_animation
-from tsneviz.compare.cartography import (CONFIDENCE_THRESHOLD, REGIONS,
-                                         VARIABILITY_THRESHOLD, cartography,
-                                         plot_cartography,
-                                         true_class_confidence)
+from tsneviz.compare.cartography import (
+    CONFIDENCE_THRESHOLD,
+    REGIONS,
+    VARIABILITY_THRESHOLD,
+    cartography,
+    plot_cartography,
+    true_class_confidence,
+)
 from tsneviz.compare.changes import movement, neighbourhood_overlap
 from tsneviz.compare.pair import describe_run, run_metrics
 from tsneviz.compare.slider import write_slider_page
 from tsneviz.errors import UserError
-from tsneviz.rundir import (Run, write_array, write_json, write_table,
-                            write_text)
+from tsneviz.rundir import (
+    Run,
+    write_array,
+    write_json,
+    write_table,
+    write_text,
+)
 
 #: Which run's own map every checkpoint's map starts from.
 START_LAYOUTS = ('first', 'last')

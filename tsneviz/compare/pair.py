@@ -25,11 +25,20 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from tsneviz.compare.align import (disparity, match_samples,
-                                   procrustes_align, tsne_from_init)
+from tsneviz.compare.align import (
+    disparity,
+    match_samples,
+    procrustes_align,
+    tsne_from_init,
+)
 from tsneviz.errors import UserError
-from tsneviz.rundir import (Run, atomic_write, write_array, write_bytes,
-                            write_json)
+from tsneviz.rundir import (
+    Run,
+    atomic_write,
+    write_array,
+    write_bytes,
+    write_json,
+)
 
 ALIGN_MODES = ('procrustes', 'init', 'none')
 COMPARE_PNG = 'compare.png'
@@ -116,8 +125,7 @@ def _plot(coords_a, coords_b, labels, name_of, info_a, info_b, align,
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from tsneviz.visualization import (AUTO_LEGEND_MAX_CLASSES,
-                                       class_palette)
+    from tsneviz.visualization import AUTO_LEGEND_MAX_CLASSES, class_palette
 
     classes = np.unique(labels)
     # Colour by rank among the classes present, as plot_embedding does, so

@@ -64,8 +64,13 @@ def write_slider_page(coords: np.ndarray, labels: np.ndarray,
     """
     from bokeh.embed import file_html
     from bokeh.layouts import column
-    from bokeh.models import (ColumnDataSource, CustomJS, HoverTool, Range1d,
-                              Slider)
+    from bokeh.models import (
+        ColumnDataSource,
+        CustomJS,
+        HoverTool,
+        Range1d,
+        Slider,
+    )
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
     from matplotlib.colors import to_hex

@@ -126,10 +126,19 @@ def figure(data: dict, legend: dict, has_cluster: bool, placed=()):
         ``tsneviz-filter`` and the mappers ``mapper-<mode>``.
     """
     from bokeh.events import SelectionGeometry
-    from bokeh.models import (BoxSelectTool, CDSView, ColumnDataSource,
-                              CustomJS, HoverTool, IndexFilter,
-                              LassoSelectTool, PanTool, ResetTool, TapTool,
-                              WheelZoomTool)
+    from bokeh.models import (
+        BoxSelectTool,
+        CDSView,
+        ColumnDataSource,
+        CustomJS,
+        HoverTool,
+        IndexFilter,
+        LassoSelectTool,
+        PanTool,
+        ResetTool,
+        TapTool,
+        WheelZoomTool,
+    )
     from bokeh.plotting import figure as bokeh_figure
 
     n = len(data['x'])

@@ -9,8 +9,13 @@ from tsneviz.explorer.config import DEFAULT_CONFIG
 from tsneviz.explorer.data import DATA_DIR
 from tsneviz.explorer.page import SELECTION_SHOWN, figure, render
 from tsneviz.explorer.thumbnails import thumbnail_files, write_thumbnails
-from tsneviz.rundir import (EXPLORER_PAGE, Run, flat_view_note,
-                            update_manifest, write_text)
+from tsneviz.rundir import (
+    EXPLORER_PAGE,
+    Run,
+    flat_view_note,
+    update_manifest,
+    write_text,
+)
 
 __all__ = ['PAGE', 'write_explorer']
 

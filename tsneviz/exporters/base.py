@@ -21,8 +21,15 @@ import numpy as np
 from tsneviz.errors import UserError
 from tsneviz.params import validate_params
 from tsneviz.registry import EXPORTERS, registered
-from tsneviz.rundir import (CLUSTER_COLUMN, COORD_AXES, Run, coord_column,
-                            coords_file, read_manifest, update_manifest)
+from tsneviz.rundir import (
+    CLUSTER_COLUMN,
+    COORD_AXES,
+    Run,
+    coord_column,
+    coords_file,
+    read_manifest,
+    update_manifest,
+)
 
 
 class BaseExporter:

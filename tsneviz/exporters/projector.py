@@ -26,8 +26,13 @@ from tsneviz.errors import UserError
 from tsneviz.exporters.base import BaseExporter, coords_of, sample_metadata
 from tsneviz.params import Interval, Options
 from tsneviz.registry import EXPORTERS
-from tsneviz.rundir import (PROJECTOR, Run, atomic_write, coords_file,
-                            write_bytes)
+from tsneviz.rundir import (
+    PROJECTOR,
+    Run,
+    atomic_write,
+    coords_file,
+    write_bytes,
+)
 from tsneviz.rundir.thumbs import PackedThumbnails, packed_for
 
 CONFIG_FILE = 'projector_config.pbtxt'

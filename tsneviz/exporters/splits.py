@@ -28,8 +28,15 @@ import numpy as np
 from tsneviz.data.paths import run_data_prefix, run_image_paths
 from tsneviz.errors import UserError
 from tsneviz.registry import EXPORTERS
-from tsneviz.rundir import (CLUSTER_COLUMN, DUPLICATES, SPLITS, Run,
-                            update_manifest, write_table, write_text)
+from tsneviz.rundir import (
+    CLUSTER_COLUMN,
+    DUPLICATES,
+    SPLITS,
+    Run,
+    update_manifest,
+    write_table,
+    write_text,
+)
 
 __all__ = ['DUP_AUTO_FRACTION', 'find_duplicates', 'make_splits',
            'annotation_path', 'write_annotation']

@@ -21,10 +21,20 @@ import numpy as np
 from tsneviz.errors import UserError
 from tsneviz.exporters.base import BaseExporter
 from tsneviz.registry import EXPORTERS
-from tsneviz.rundir import (COORD_AXES, SAMPLES_EXPORT, SAMPLES_PARQUET, TABLE,
-                            TEXT, Run, atomic_write, column_kind,
-                            coord_column, nullable_ints, typed_column,
-                            write_table)
+from tsneviz.rundir import (
+    COORD_AXES,
+    SAMPLES_EXPORT,
+    SAMPLES_PARQUET,
+    TABLE,
+    TEXT,
+    Run,
+    atomic_write,
+    column_kind,
+    coord_column,
+    nullable_ints,
+    typed_column,
+    write_table,
+)
 
 
 def typed_columns(table: Dict[str, List[str]],

@@ -49,8 +49,12 @@ def run_features(features, labels=None, images=None, *,
     """
     from mmengine.config import Config
 
-    from tsneviz.data.matrix import (common_root, load_features,
-                                     load_images, load_labels)
+    from tsneviz.data.matrix import (
+        common_root,
+        load_features,
+        load_images,
+        load_labels,
+    )
 
     timer = Timer()
     feats = load_features(features)

@@ -51,8 +51,7 @@ def run_vis_tsne(config: str, checkpoint: Optional[str] = None, *,
     """
     from mmengine import dist
 
-    from tsneviz.config import (dataloader_config, load_config,
-                                resolve_work_dir)
+    from tsneviz.config import dataloader_config, load_config, resolve_work_dir
     from tsneviz.data import sample_dataset
     from tsneviz.model import resolve_device
 
@@ -179,8 +178,7 @@ def _features(cfg, checkpoint, sample, loader_cfg, extract: ExtractOptions,
     from tsneviz import rundir
     from tsneviz.data import build_loader
     from tsneviz.extraction import extract_features, gather_rows
-    from tsneviz.model import (build_model, model_classes,
-                               prefer_channels_last)
+    from tsneviz.model import build_model, model_classes, prefer_channels_last
 
     from .cache import load_cached
 

@@ -11,8 +11,16 @@ from typing import Optional
 import numpy as np
 
 from .base import BaseReducer
-from .fields import (LayoutField, add_layout_arguments, field,
-                     layout_fields, layout_keys, reducer_class, reducer_names)
+from .fields import (
+    LayoutField,
+    add_layout_arguments,
+    field,
+    layout_fields,
+    layout_keys,
+    reducer_class,
+    reducer_names,
+)
+
 # Imported in the order ``--method`` lists them: registration order.
 from .tsne import TSNE, BaseTSNE, OpenTSNE, SklearnTSNE, build_tsne  # isort:skip  # noqa: E501
 from .gpu import CumlTSNE, TorchdrTSNE, TsnecudaTSNE  # isort:skip

@@ -11,9 +11,16 @@ from typing import List, Optional
 
 import numpy as np
 
-from tsneviz.rundir import (CLUSTER_COLUMNS, CLUSTERS, CONFUSION_PNG,
-                            MANIFEST, Run, flat_view_note, plot_file,
-                            step_command)
+from tsneviz.rundir import (
+    CLUSTER_COLUMNS,
+    CLUSTERS,
+    CONFUSION_PNG,
+    MANIFEST,
+    Run,
+    flat_view_note,
+    plot_file,
+    step_command,
+)
 
 from .measures import class_predictions
 from .placed import placed_section

@@ -10,8 +10,16 @@ import numpy as np
 
 from tsneviz.fonts import cover_glyphs
 from tsneviz.metrics import silhouette_by_class
-from tsneviz.rundir import (CLUSTERS, CONFUSION_PNG, REPORT_HTML, REPORT_MD,
-                            Run, atomic_write, update_manifest, write_bytes)
+from tsneviz.rundir import (
+    CLUSTERS,
+    CONFUSION_PNG,
+    REPORT_HTML,
+    REPORT_MD,
+    Run,
+    atomic_write,
+    update_manifest,
+    write_bytes,
+)
 
 from .measures import class_errors, confusion_data, run_metrics
 from .render import render_html, render_markdown

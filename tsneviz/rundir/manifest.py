@@ -14,10 +14,21 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from tsneviz.errors import UserError
-from tsneviz.rundir.files import (MANIFEST, RERUN, RUN_DIRS, features_file,
-                                  run_dir_name)
-from tsneviz.rundir.io import (MAX_JSON_BYTES, UnsafeFile, check_array,
-                               read_regular, write_error, write_json)
+from tsneviz.rundir.files import (
+    MANIFEST,
+    RERUN,
+    RUN_DIRS,
+    features_file,
+    run_dir_name,
+)
+from tsneviz.rundir.io import (
+    MAX_JSON_BYTES,
+    UnsafeFile,
+    check_array,
+    read_regular,
+    write_error,
+    write_json,
+)
 
 
 def check_work_dir(work_dir: str) -> None:

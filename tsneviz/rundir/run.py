@@ -7,14 +7,34 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from tsneviz.errors import UserError
-from tsneviz.rundir.files import (CLUSTERS, LOGITS, MANIFEST, RERUN, TABLE,
-                                  coords_file, features_file, log_file,
-                                  neighbors_file, plot_file)
-from tsneviz.rundir.io import (MAX_FILE_BYTES, check_array, load_array,
-                               read_npz, read_regular, read_table)
+from tsneviz.rundir.files import (
+    CLUSTERS,
+    LOGITS,
+    MANIFEST,
+    RERUN,
+    TABLE,
+    coords_file,
+    features_file,
+    log_file,
+    neighbors_file,
+    plot_file,
+)
+from tsneviz.rundir.io import (
+    MAX_FILE_BYTES,
+    check_array,
+    load_array,
+    read_npz,
+    read_regular,
+    read_table,
+)
 from tsneviz.rundir.manifest import read_manifest
-from tsneviz.rundir.schema import (COORD_AXES, INT, TABLE_COLUMNS,
-                                   column_kind, typed_column)
+from tsneviz.rundir.schema import (
+    COORD_AXES,
+    INT,
+    TABLE_COLUMNS,
+    column_kind,
+    typed_column,
+)
 
 # The columns a layout may have: 2-D or 3-D maps (one table column each).
 COORD_DIMS = (2, len(COORD_AXES))

@@ -48,8 +48,13 @@ import numpy as np
 
 from tsneviz.errors import UserError
 from tsneviz.rundir.files import THUMBS
-from tsneviz.rundir.io import (MAX_JSON_BYTES, atomic_write, open_regular,
-                               read_regular, write_text)
+from tsneviz.rundir.io import (
+    MAX_JSON_BYTES,
+    atomic_write,
+    open_regular,
+    read_regular,
+    write_text,
+)
 
 __all__ = ['INDEX_JSON', 'INDEX_SCRIPT', 'INDEX_GLOBAL', 'DEFAULT_CELL',
            'DEFAULT_SHEET_PX', 'PackedThumbnails', 'thumb_ids',

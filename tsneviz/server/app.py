@@ -36,9 +36,14 @@ from tsneviz.server.handlers import add_error_handlers
 from tsneviz.server.jobs import MAX_QUEUE, JobManager
 from tsneviz.server.routes import ROUTERS
 from tsneviz.server.runs import RunIndex
-from tsneviz.server.security import (BodyLimit, LoopbackHostGuard,
-                                     OriginGuard, PathGuard, SecurityHeaders,
-                                     TokenGuard)
+from tsneviz.server.security import (
+    BodyLimit,
+    LoopbackHostGuard,
+    OriginGuard,
+    PathGuard,
+    SecurityHeaders,
+    TokenGuard,
+)
 from tsneviz.server.state import StateDir
 
 __all__ = ['create_app', 'MAX_BODY_BYTES', 'BODY_TIMEOUT_S', 'NotFound',

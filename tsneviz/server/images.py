@@ -27,8 +27,12 @@ from threading import Lock
 from typing import Optional, Sequence, Tuple
 
 from tsneviz.rundir import MANIFEST, THUMBS, Run, UnsafeFile, open_regular
-from tsneviz.rundir.thumbs import (DEFAULT_CELL, INDEX_JSON,
-                                   PackedThumbnails, read_packed)
+from tsneviz.rundir.thumbs import (
+    DEFAULT_CELL,
+    INDEX_JSON,
+    PackedThumbnails,
+    read_packed,
+)
 from tsneviz.server.security import Forbidden, contained
 
 __all__ = ['THUMB_SIZE', 'MAX_PIXELS', 'MAX_IMAGE_BYTES', 'dataset_root',

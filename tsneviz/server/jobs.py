@@ -36,8 +36,13 @@ import uuid
 from typing import Dict, List, Optional
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import (RUN_DIRS, UnsafeFile, log_file, open_regular,
-                            write_json)
+from tsneviz.rundir import (
+    RUN_DIRS,
+    UnsafeFile,
+    log_file,
+    open_regular,
+    write_json,
+)
 from tsneviz.server.errors import Conflict, Forbidden, TooManyRequests
 from tsneviz.server.jobspec import ALLOWED_OPTIONS, check_job
 from tsneviz.server.security import real_folder

@@ -23,8 +23,17 @@ Examples:
 TsneIn
 """
 import numbers
-from typing import (Annotated, Any, Dict, List, Literal, Optional, Sequence,
-                    Tuple, Union)
+from typing import (
+    Annotated,
+    Any,
+    Dict,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 

@@ -29,8 +29,14 @@ import time
 import uuid
 from typing import List, Tuple
 
-from tsneviz.rundir import (MAX_JSON_BYTES, Run, UnsafeFile, read_regular,
-                            write_json, write_table)
+from tsneviz.rundir import (
+    MAX_JSON_BYTES,
+    Run,
+    UnsafeFile,
+    read_regular,
+    write_json,
+    write_table,
+)
 from tsneviz.server.errors import Conflict, Forbidden, NotFound
 from tsneviz.server.security import real_folder
 

@@ -9,9 +9,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .figure import (AUTO_LEGEND_MAX_CLASSES, _add_legend, _auto_point_size,
-                     _check_inputs, _normalise, _save_png_atomic,
-                     _scatter_axes)
+from .figure import (
+    AUTO_LEGEND_MAX_CLASSES,
+    _add_legend,
+    _auto_point_size,
+    _check_inputs,
+    _normalise,
+    _save_png_atomic,
+    _scatter_axes,
+)
 from .palette import class_palette
 
 

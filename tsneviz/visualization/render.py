@@ -9,11 +9,25 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .figure import (AUTO_LEGEND_MAX_CLASSES, _add_legend, _check_inputs,
-                     _normalise, _save_png_atomic, _scatter_axes)
-from .views import (_NO_PREDICTIONS, _OTHER_SPACE, _TITLES, LOSS_CMAP,
-                    PREDICTION_VIEWS, VIEWS, _user_error, default_views,
-                    view_style)
+from .figure import (
+    AUTO_LEGEND_MAX_CLASSES,
+    _add_legend,
+    _check_inputs,
+    _normalise,
+    _save_png_atomic,
+    _scatter_axes,
+)
+from .views import (
+    _NO_PREDICTIONS,
+    _OTHER_SPACE,
+    _TITLES,
+    LOSS_CMAP,
+    PREDICTION_VIEWS,
+    VIEWS,
+    _user_error,
+    default_views,
+    view_style,
+)
 
 
 def build_view_figure(coords, table, view, title='', label_space=None,

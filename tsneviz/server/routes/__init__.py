@@ -10,8 +10,18 @@ Examples:
     >>> [r.routes[0].path for r in ROUTERS][:2]
     ['/api/runs', '/api/runs/{run}/points']
 """
-from tsneviz.server.routes import (clusters, images, jobs, neighbors, pages,
-                                   place, points, runs, selections, splits)
+from tsneviz.server.routes import (
+                                   clusters,
+                                   images,
+                                   jobs,
+                                   neighbors,
+                                   pages,
+                                   place,
+                                   points,
+                                   runs,
+                                   selections,
+                                   splits,
+)
 
 __all__ = ['ROUTERS']
 

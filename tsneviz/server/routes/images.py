@@ -9,8 +9,12 @@ from tsneviz.rundir import THUMBS
 from tsneviz.server.context import ERRORS, ServerDep
 from tsneviz.server.errors import Forbidden, NotFound
 from tsneviz.server.files import serve_file
-from tsneviz.server.images import (dataset_root, image_path, read_image,
-                                   read_thumbnail)
+from tsneviz.server.images import (
+    dataset_root,
+    image_path,
+    read_image,
+    read_thumbnail,
+)
 
 __all__ = ['router']
 

@@ -17,8 +17,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from tsneviz.errors import UserError
-from tsneviz.rundir import (EXPLORER_DATA, MANIFEST, MAX_FILE_BYTES, THUMBS,
-                            UnsafeFile, read_regular, recorded_step)
+from tsneviz.rundir import (
+    EXPLORER_DATA,
+    MANIFEST,
+    MAX_FILE_BYTES,
+    THUMBS,
+    UnsafeFile,
+    read_regular,
+    recorded_step,
+)
 from tsneviz.server.context import EXPLORER, ServerDep, ServerState
 from tsneviz.server.errors import Forbidden, NotFound
 from tsneviz.server.files import serve_file

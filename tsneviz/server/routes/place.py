@@ -39,8 +39,12 @@ from tsneviz.errors import UserError
 from tsneviz.rundir import write_bytes
 from tsneviz.server import models as m
 from tsneviz.server.context import ERRORS, ServerDep
-from tsneviz.server.errors import (Conflict, Forbidden, TooManyRequests,
-                                   Unprocessable)
+from tsneviz.server.errors import (
+    Conflict,
+    Forbidden,
+    TooManyRequests,
+    Unprocessable,
+)
 from tsneviz.server.images import too_many_pixels
 from tsneviz.server.security import real_folder
 

@@ -13,17 +13,17 @@ Both rest on :mod:`~tsneviz.compare.align`: pairing the samples of two
 runs and bringing maps into one frame.
 """
 from tsneviz.compare.align import (
-                                   disparity,
-                                   match_samples,
-                                   procrustes_align,
-                                   tsne_from_init,
+    disparity,
+    match_samples,
+    procrustes_align,
+    tsne_from_init,
 )
 from tsneviz.compare.checkpoints import compare_checkpoints
 from tsneviz.compare.pair import (
-                                   ALIGN_MODES,
-                                   METRICS,
-                                   compare_runs,
-                                   render_markdown,
+    ALIGN_MODES,
+    METRICS,
+    compare_runs,
+    render_markdown,
 )
 
 __all__ = ['ALIGN_MODES', 'METRICS', 'compare_runs', 'compare_checkpoints',

@@ -20,24 +20,24 @@ Modules: :mod:`.measures` (confusion counts, per-class errors, metrics),
 from tsneviz.metrics import silhouette_by_class
 
 from .measures import (
-                       class_errors,
-                       class_predictions,
-                       confusion_data,
-                       run_metrics,
+    class_errors,
+    class_predictions,
+    confusion_data,
+    run_metrics,
 )
 from .render import (
-                       Image,
-                       Paragraph,
-                       Section,
-                       Table,
-                       render_html,
-                       render_markdown,
+    Image,
+    Paragraph,
+    Section,
+    Table,
+    render_html,
+    render_markdown,
 )
 from .sections import NO_HEAD, OTHER_SPACE, TOP_ROWS, build_sections
 from .writer import (
-                       CONFUSION_MAX_ANNOTATED,
-                       plot_confusion_matrix,
-                       write_report,
+    CONFUSION_MAX_ANNOTATED,
+    plot_confusion_matrix,
+    write_report,
 )
 
 __all__ = [

@@ -15,14 +15,14 @@ from .figure import AUTO_LEGEND_MAX_CLASSES, DPI
 from .palette import class_palette
 from .render import build_view_figure, plot_view, render_views
 from .views import (
-                    BACKGROUND,
-                    HIGHLIGHT,
-                    LOSS_CMAP,
-                    PREDICTION_VIEWS,
-                    VIEWS,
-                    ViewStyle,
-                    default_views,
-                    view_style,
+    BACKGROUND,
+    HIGHLIGHT,
+    LOSS_CMAP,
+    PREDICTION_VIEWS,
+    VIEWS,
+    ViewStyle,
+    default_views,
+    view_style,
 )
 
 __all__ = [

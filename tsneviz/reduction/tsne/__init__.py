@@ -12,33 +12,33 @@ One module per concept:
 The GPU backends are in :mod:`tsneviz.reduction.gpu`.
 """
 from .auto import (
-                   AUTO,
-                   GPU_PREFERENCE,
-                   auto_backend,
-                   auto_candidates,
-                   build_auto,
-                   build_tsne,
-                   choose_backend,
+    AUTO,
+    GPU_PREFERENCE,
+    auto_backend,
+    auto_candidates,
+    build_auto,
+    build_tsne,
+    choose_backend,
 )
 from .base import (
-                   BACKEND_ONLY,
-                   CHECK_EVERY,
-                   COMMON_CONSTRAINTS,
-                   EARLY_EXAGGERATION_ITER,
-                   MIN_SAMPLES,
-                   OPENTSNE_ONLY,
-                   PLACING_BACKEND,
-                   SKLEARN_ONLY,
-                   TSNE,
-                   backend_only_keys,
-                   suggested_perplexity,
+    BACKEND_ONLY,
+    CHECK_EVERY,
+    COMMON_CONSTRAINTS,
+    EARLY_EXAGGERATION_ITER,
+    MIN_SAMPLES,
+    OPENTSNE_ONLY,
+    PLACING_BACKEND,
+    SKLEARN_ONLY,
+    TSNE,
+    backend_only_keys,
+    suggested_perplexity,
 )
 
 # _reorder: for benchmarks/bench_locality.py
 from .locality import (
-                   LOCALITY_MIN_SAMPLES,
-                   _reorder,  # noqa: F401
-                   locality_order,
+    LOCALITY_MIN_SAMPLES,
+    _reorder,  # noqa: F401
+    locality_order,
 )
 from .opentsne import FFT_MIN_SAMPLES, OPENTSNE_MIN_PERPLEXITY, OpenTSNE
 from .sklearn import SklearnTSNE

@@ -11,16 +11,16 @@ Examples:
     ['/api/runs', '/api/runs/{run}/points']
 """
 from tsneviz.server.routes import (
-                                   clusters,
-                                   images,
-                                   jobs,
-                                   neighbors,
-                                   pages,
-                                   place,
-                                   points,
-                                   runs,
-                                   selections,
-                                   splits,
+    clusters,
+    images,
+    jobs,
+    neighbors,
+    pages,
+    place,
+    points,
+    runs,
+    selections,
+    splits,
 )
 
 __all__ = ['ROUTERS']

@@ -2,12 +2,18 @@
 import json
 import os
 import os.path as osp
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
+from tests.conftest import REPO
 from tsneviz import rundir
 from tsneviz.errors import UserError
+from tsneviz.server.app import create_app
 
 
 def test_new_run_dir_never_reuses_a_name(tmp_path):
@@ -202,3 +208,59 @@ def test_run_reads_its_optional_files(tmp_path):
     rundir.write_bytes(osp.join(run_dir, 'neighbors_feat_3.npz'), b'junk')
     with pytest.raises(UserError, match='neighbors_feat_3.npz'):
         run.neighbors()
+
+
+# ---- run.json's format version ---------------------------------------------
+
+def _copy_with_manifest(run_dir, root, change):
+    """A copy of a run whose run.json ``change(manifest)`` rewrote."""
+    copy = str(root / 'cfg' / 'tsne_copy')
+    shutil.copytree(run_dir, copy)
+    path = osp.join(copy, 'run.json')
+    with open(path) as f:
+        manifest = json.load(f)
+    change(manifest)
+    with open(path, 'w') as f:
+        json.dump(manifest, f)
+    return copy
+
+
+def test_new_runs_record_the_format_version(features_run):
+    with open(osp.join(features_run, 'run.json')) as f:
+        assert json.load(f)['format_version'] == rundir.FORMAT_VERSION
+
+
+def test_a_run_without_a_version_reads_in_the_current_shape(features_run,
+                                                             tmp_path):
+    params = rundir.Run(features_run).layout_params
+    assert params['perplexity'] == 10.0
+
+    def as_first_runs_wrote_it(manifest):
+        # before format versions and UMAP/PCA: the t-SNE's own section
+        del manifest['format_version'], manifest['layout']
+        manifest['tsne'] = dict(manifest.get('tsne') or {}, params=params)
+
+    old = rundir.Run(_copy_with_manifest(features_run, tmp_path,
+                                  as_first_runs_wrote_it))
+    assert old.manifest['format_version'] == rundir.FORMAT_VERSION
+    assert old.method == 'tsne' and old.layout_params == params
+
+
+def test_a_run_of_a_newer_tsneviz_is_refused_in_one_line(features_run,
+                                                        tmp_path):
+    newer = _copy_with_manifest(
+        features_run, tmp_path,
+        lambda m: m.update(format_version=rundir.FORMAT_VERSION + 1))
+    with pytest.raises(UserError, match='upgrade tsneviz'):
+        rundir.Run(newer)
+    tool = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'report.py'), newer],
+        capture_output=True, text=True, cwd=str(tmp_path))
+    assert tool.returncode == 2, tool.stderr
+    errors = [line for line in tool.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and 'upgrade tsneviz' in errors[0], errors
+    listed = TestClient(create_app(str(tmp_path)),
+                        base_url='http://127.0.0.1').get('/api/runs').json()
+    assert listed['runs'] == []
+    (broken, ) = listed['broken']
+    assert 'upgrade tsneviz' in broken['error']

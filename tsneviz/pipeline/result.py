@@ -255,6 +255,7 @@ def write_run(run_dir: str, result: RunResult, reducer,
                 if osp.isfile(osp.join(run_dir, name))]
     timer.total()
     manifest = dict(
+        format_version=rundir.FORMAT_VERSION,
         tsneviz_version=__version__,
         created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
         command=options.argv if options.argv is not None else sys.argv,

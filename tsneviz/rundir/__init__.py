@@ -94,6 +94,7 @@ from tsneviz.rundir.io import (
     write_text,
 )
 from tsneviz.rundir.manifest import (
+    FORMAT_VERSION,
     STEP_STATUSES,
     AnalysisFailed,
     AnalysisInterrupted,
@@ -106,6 +107,7 @@ from tsneviz.rundir.manifest import (
     record_analysis,
     recorded_step,
     update_manifest,
+    upgrade_manifest,
 )
 from tsneviz.rundir.run import Run
 from tsneviz.rundir.schema import (
@@ -153,6 +155,7 @@ __all__ = [
     'nullable_ints', 'sample_cell', 'write_samples', 'add_columns',
     # manifest
     'check_work_dir', 'new_run_dir', 'read_manifest', 'update_manifest',
+    'upgrade_manifest', 'FORMAT_VERSION',
     'find_cached_run', 'STEP_STATUSES', 'AnalysisFailed',
     'AnalysisInterrupted', 'recorded_step', 'record_analysis',
     'failed_steps', 'pending_steps',

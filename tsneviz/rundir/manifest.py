@@ -1,7 +1,9 @@
 """``run.json``, the manifest of a run, and the run directory itself.
 
 ``run.json`` is written last: a directory without it is an incomplete run
-(:func:`read_manifest` refuses it). Later steps merge their sections into
+(:func:`read_manifest` refuses it). It records the ``format_version`` of
+its shape; :func:`upgrade_manifest` is the one place where an older shape
+becomes the current one, as it is read. Later steps merge their sections into
 it (:func:`update_manifest`), and the analysis steps record their outcome
 under ``analysis`` (:func:`record_analysis`).
 """
@@ -70,6 +72,58 @@ def new_run_dir(work_dir: str, timestamp: str, method: str = 'tsne') -> str:
         except OSError as err:
             raise (write_error(err, path) or err) from None
 
+#: The shape of ``run.json`` this tsneviz writes. Version 0 is every run
+#: written before versions were recorded (2026-11-23 to 2026-12-07); 1 adds
+#: ``format_version`` itself and always has a ``layout`` section.
+FORMAT_VERSION = 1
+
+
+def upgrade_manifest(manifest: dict, path: str = MANIFEST) -> dict:
+    """``run.json`` of any version this tsneviz reads, in the current shape.
+
+    Every reader goes through it (:func:`read_manifest`), so code that
+    reads a manifest knows one shape only. A run of a newer tsneviz is
+    refused: its meaning is unknown here.
+
+    Version 0 to 1: the runs made before the ``layout`` section (before
+    UMAP and PCA) recorded the t-SNE's parameters under ``tsne.params``;
+    they get ``layout = {method: 'tsne', params: ...}``.
+
+    Args:
+        manifest (dict): A parsed ``run.json`` (changed in place).
+        path (str): Its path, for messages.
+
+    Returns:
+        dict: The manifest, with ``format_version`` set to
+        :data:`FORMAT_VERSION`.
+
+    Raises:
+        UserError: A ``format_version`` newer than this tsneviz reads, or
+            one that is not a whole number.
+
+    Examples:
+        >>> old = {'tsne': {'params': {'perplexity': 30}}}
+        >>> upgrade_manifest(old)['layout']
+        {'method': 'tsne', 'params': {'perplexity': 30}}
+        >>> old['format_version']
+        1
+    """
+    version = manifest.get('format_version', 0)
+    if isinstance(version, bool) or not isinstance(version, int) or \
+            version < 0:
+        raise UserError(f'{path} has format_version {version!r}, not a '
+                        f'version of run.json; {RERUN}')
+    if version > FORMAT_VERSION:
+        raise UserError(f'{path} has format_version {version}, newer than '
+                        f'the {FORMAT_VERSION} this tsneviz reads: upgrade '
+                        'tsneviz (pip install -U tsneviz) to read this run')
+    if version < 1 and not isinstance(manifest.get('layout'), dict):
+        tsne = manifest.get('tsne')
+        params = tsne.get('params') if isinstance(tsne, dict) else None
+        manifest['layout'] = dict(method='tsne', params=dict(params or {}))
+    manifest['format_version'] = FORMAT_VERSION
+    return manifest
+
 
 def read_manifest(run_dir: str) -> dict:
     """The ``run.json`` of a complete run; a clear error otherwise.
@@ -106,7 +160,7 @@ def read_manifest(run_dir: str) -> dict:
             not isinstance(n, int) or n < 0:
         raise UserError(f'{path} is not the manifest of a tsneviz run (it '
                         'lacks n_samples or extraction.keys); ' + RERUN)
-    return manifest
+    return upgrade_manifest(manifest, path)
 
 
 def update_manifest(run_dir: str, sections: Optional[dict] = None,

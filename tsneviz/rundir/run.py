@@ -267,19 +267,16 @@ class Run:
     @property
     def method(self) -> str:
         """The layout method: ``'tsne'``, ``'umap'`` or ``'pca'``."""
-        return self.manifest.get('layout', {}).get('method', 'tsne')
+        return self.manifest['layout'].get('method', 'tsne')
 
     @property
     def layout_params(self) -> dict:
         """The parameters the layout was made with (``layout.params``).
 
-        Any method's: t-SNE's, UMAP's or PCA's. An older run without a
-        ``layout`` section has only ``tsne.params``.
+        Any method's: t-SNE's, UMAP's or PCA's (older runs are upgraded
+        to this shape as they are read: :func:`upgrade_manifest`).
         """
-        layout = self.manifest.get('layout') or {}
-        if 'params' in layout:
-            return dict(layout['params'] or {})
-        return dict((self.manifest.get('tsne') or {}).get('params') or {})
+        return dict(self.manifest['layout'].get('params') or {})
 
     @property
     def metric(self) -> str:

@@ -7,6 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 from tsneviz import metrics
+from tsneviz.errors import UserError
 from tsneviz.metrics import knn_accuracy, separation_metrics, trustworthiness
 
 
@@ -77,12 +78,13 @@ def test_knn_majority_beats_nearest():
 @pytest.mark.parametrize('n, k', [(5, 5), (3, 10)])
 def test_knn_accuracy_needs_more_samples_than_k(n, k):
     X = np.zeros((n, 2))
-    with pytest.raises(ValueError, match=f'k={k} needs more than k samples'):
+    with pytest.raises(UserError, match=f'k {k} is larger than the {n - 1} '
+                       'other samples'):
         knn_accuracy(X, np.zeros(n, int), k=k)
 
 
 def test_knn_accuracy_rejects_bad_arguments():
-    with pytest.raises(ValueError, match='positive integer'):
+    with pytest.raises(UserError, match='positive integer'):
         knn_accuracy(np.zeros((5, 2)), np.zeros(5, int), k=0)
     with pytest.raises(ValueError, match='labels must have shape'):
         knn_accuracy(np.zeros((5, 2)), np.zeros(4, int), k=2)
@@ -205,7 +207,7 @@ def test_nearest_neighbors_match_brute_force_in_any_chunking(metric):
     # some rows only: the same answer as those rows of the whole
     some, some_d = metrics.nearest_neighbors(X, 4, metric, rows=[7, 40])
     np.testing.assert_array_equal(some, idx[[7, 40]])
-    with pytest.raises(ValueError, match='k=50'):
+    with pytest.raises(UserError, match='k 50 is larger than the 49'):
         metrics.nearest_neighbors(X, 50)
 
 

@@ -1,12 +1,13 @@
 """What every ``tools/*.py`` script shares: quiet imports, one-line errors,
 commands and links printed so that they can be pasted."""
+import argparse
 import os
 import os.path as osp
 import pathlib
 import shlex
 import sys
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 #: matplotlib backends that only write files (no window).
 NON_INTERACTIVE_BACKENDS = ('agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg',
@@ -26,16 +27,36 @@ def quiet_library_warnings() -> None:
                             message='Fail to import ``MultiScaleDeformable')
 
 
-def number_or_auto(value: str):
-    """argparse type: a number, or the string ``'auto'``."""
-    import argparse
-    if value == 'auto':
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number or 'auto', got {value!r}") from None
+def number_or(names: Sequence[str], kind: type = float) -> Callable:
+    """argparse type: a number of ``kind``, or one of ``names``.
+
+    The one parser of such flags (``--learning-rate auto``,
+    ``--dup-threshold auto``); the layout flags get theirs from their
+    constraints (:mod:`tsneviz.reduction.fields`).
+
+    Examples:
+        >>> number_or(['auto'])('auto'), number_or(['auto'], int)('3')
+        ('auto', 3)
+    """
+    if not names:
+        return kind
+
+    def parse(value: str):
+        if value in names:
+            return value
+        try:
+            return kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'expected a number or {" or ".join(map(repr, names))}, '
+                f'got {value!r}') from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+#: argparse type: a number, or ``'auto'``.
+number_or_auto = number_or(['auto'])
 
 
 def shell_command(*args) -> str:

@@ -11,6 +11,8 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tsneviz.errors import UserError
+
 #: Default cap on rows for trustworthiness, which needs an N x N matrix
 #: (5000 rows: a few hundred MB and a few seconds).
 TRUSTWORTHINESS_MAX_SAMPLES = 5000
@@ -37,14 +39,40 @@ def _as_2d(name, array):
     return array
 
 
-def _check_k(k, n_samples):
-    """Raise ValueError unless 1 <= k < n_samples."""
-    if int(k) != k or k < 1:
-        raise ValueError(f'k must be a positive integer, got {k!r}')
-    if n_samples <= k:
-        raise ValueError(
-            f'k-NN with k={k} needs more than k samples, got {n_samples}; '
-            'use a smaller k or more samples')
+def check_k(k, n_samples: Optional[int] = None, of: str = '') -> int:
+    """``k`` neighbours as an int: 1 or more, and fewer than ``n_samples``.
+
+    The one check of a neighbour count, for every step and tool that takes
+    a ``k``: a sample has ``n_samples - 1`` others to be its neighbours.
+
+    Args:
+        k (int): Neighbours asked for.
+        n_samples (int, optional): Samples searched among, the sample
+            itself included; None: only the first condition.
+        of (str): Words naming those samples in the message, e.g.
+            ``' of the run'``. Defaults to ''.
+
+    Returns:
+        int: ``k``.
+
+    Raises:
+        UserError: ``k`` is not a positive whole number, or not below
+            ``n_samples``.
+
+    Examples:
+        >>> check_k(5, 10)
+        5
+        >>> check_k(10, 10)
+        Traceback (most recent call last):
+        tsneviz.errors.UserError: k 10 is larger than the 9 other samples; \
+pass a smaller k
+    """
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise UserError(f'k must be a positive integer, got {k!r}')
+    if n_samples is not None and k > n_samples - 1:
+        raise UserError(f'k {k} is larger than the {n_samples - 1} other '
+                        f'samples{of}; pass a smaller k')
+    return int(k)
 
 
 def nearest_neighbors(X, k: int, metric: str = 'euclidean',
@@ -94,7 +122,7 @@ def nearest_neighbors(X, k: int, metric: str = 'euclidean',
     from sklearn.neighbors import NearestNeighbors
 
     X = _as_2d('X', X)
-    _check_k(k, len(X))
+    check_k(k, len(X))
     k = int(k)
     wanted = np.arange(len(X)) if rows is None else \
         np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -157,7 +185,7 @@ def knn_accuracy(X, labels, k=10, metric='euclidean', indices=None):
     if labels.shape != (len(X),):
         raise ValueError(f'labels must have shape ({len(X)},) to match X, '
                          f'got {labels.shape}')
-    _check_k(k, len(X))
+    check_k(k, len(X))
     k = int(k)
 
     if indices is not None:

@@ -37,7 +37,7 @@ import numpy as np
 from tsneviz.data.paths import resolve
 from tsneviz.errors import UserError
 from tsneviz.fonts import cover_glyphs
-from tsneviz.metrics import nearest_neighbors
+from tsneviz.metrics import check_k, nearest_neighbors
 from tsneviz.rundir import (
     CONFIG,
     Run,
@@ -69,15 +69,6 @@ def _check_metric(metric: str) -> str:
         raise UserError(f'unknown metric {metric!r}; choose one of '
                         f'{", ".join(METRICS)}')
     return metric
-
-
-def _check_k(k: int, n: int) -> int:
-    if int(k) != k or k < 1:
-        raise UserError(f'k must be a positive integer, got {k}')
-    if k > n - 1:
-        raise UserError(f'k {k} is larger than the {n - 1} other samples '
-                        'of the run; pass a smaller k')
-    return int(k)
 
 
 def _as_run(run_dir: Union[str, Run]) -> Run:
@@ -126,7 +117,7 @@ def compute_neighbors(run_dir: str, k: int = 20, metric: str = 'cosine',
     _check_metric(metric)
     features = run.features(key)
     n = len(features)
-    k = _check_k(k, n)
+    k = check_k(k, n, ' of the run')
     with progress_bar(f'Neighbours {key}', n, show_progress) as bar:
         indices, distances = nearest_neighbors(
             features, k, metric, index=_fit(features, metric),
@@ -483,7 +474,7 @@ def query(run_dir: str, index: Optional[int] = None,
 
     if index is not None:
         position = run.check_index(int(index))
-        k = _check_k(k, n)
+        k = check_k(k, n, ' of the run')
         if stored is not None and stored['metric'] == metric and \
                 stored['indices'].shape[1] >= k:
             idx = stored['indices'][position, :k]
@@ -496,7 +487,7 @@ def query(run_dir: str, index: Optional[int] = None,
             idx, dist = idx[0], dist[0]
     else:
         # a new image is not one of the samples: all n can be neighbours
-        k = _check_k(k, n + 1)
+        k = check_k(k, n + 1, ' of the run')
         vector = embed_image(run, image, key, device,
                              trust_checkpoint=trust_checkpoint)
         dist, idx = _fit(run.features(key), metric).kneighbors(

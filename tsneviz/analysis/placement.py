@@ -41,6 +41,7 @@ from tsneviz.data.scan import (
     warn_skipped,
 )
 from tsneviz.errors import UserError
+from tsneviz.metrics import check_k
 from tsneviz.reduction import reducer_class
 from tsneviz.rundir import (
     COORD_AXES,
@@ -420,8 +421,7 @@ def place_features(run_dir: str, features, labels=None,
     key = run.key(key)
     if name is not None or write:
         name = _check_name(name or 'features')
-    if int(k) != k or k < 1:
-        raise UserError(f'k must be a positive integer, got {k}')
+    k = check_k(k)
     feats = run.features(key)
     X = _load_rows(features, feats.shape[1], key)
     images = [''] * len(X) if images is None else list(images)

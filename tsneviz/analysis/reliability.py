@@ -33,6 +33,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from tsneviz.errors import UserError
+from tsneviz.metrics import check_k
 from tsneviz.rundir import (
     CLUSTER_COLUMN,
     Run,
@@ -309,8 +310,7 @@ def measure_reliability(run_dir: str, k: int = DEFAULT_K,
     run = Run(run_dir)
     key = run.key(key)
     n = len(run)
-    if int(k) != k or k < 1:
-        raise UserError(f'k must be a positive integer, got {k}')
+    k = check_k(k)
     if n < 3:
         raise UserError(f'{run_dir} has {n} samples; map reliability needs '
                         'at least 3')

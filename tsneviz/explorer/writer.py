@@ -9,6 +9,7 @@ from tsneviz.explorer.config import DEFAULT_CONFIG
 from tsneviz.explorer.data import DATA_DIR
 from tsneviz.explorer.page import SELECTION_SHOWN, figure, render
 from tsneviz.explorer.thumbnails import thumbnail_files, write_thumbnails
+from tsneviz.metrics import check_k
 from tsneviz.rundir import (
     EXPLORER_PAGE,
     Run,
@@ -62,8 +63,7 @@ def write_explorer(run_dir: str, key: Optional[str] = None, k: int = 9,
     if len(run) < 2:
         raise UserError(f'{run_dir} has {len(run)} sample; the explorer '
                         'needs at least 2')
-    if int(k) != k or k < 1:
-        raise UserError(f'k must be a positive integer, got {k}')
+    k = check_k(k)
     os.makedirs(osp.join(run_dir, DATA_DIR), exist_ok=True)
     thumbs = write_thumbnails(run_dir, run.image_paths, thumb_size,
                               show_progress)

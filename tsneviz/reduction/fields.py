@@ -12,6 +12,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from tsneviz.cli import number_or
 from tsneviz.errors import UserError
 from tsneviz.params import Interval, Options
 from tsneviz.registry import REDUCERS, registered
@@ -201,28 +202,9 @@ def add_layout_arguments(parser) -> list:
         if item.choices is not None:
             kwargs['choices'] = list(item.choices)
         elif item.number_type is not None:
-            kwargs['type'] = _number_or(item.names, item.number_type)
+            kwargs['type'] = number_or(item.names, item.number_type)
         groups[method].add_argument('--' + item.name.replace('_', '-'),
                                     **kwargs)
         added.append(item.name)
     return added
 
-
-def _number_or(names, kind):
-    """argparse type: a number of ``kind``, or one of ``names``."""
-    if not names:
-        return kind
-    import argparse
-
-    def parse(value: str):
-        if value in names:
-            return value
-        try:
-            return kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f'expected a number or {" or ".join(map(repr, names))}, '
-                f'got {value!r}') from None
-
-    parse.__name__ = kind.__name__
-    return parse

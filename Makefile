@@ -56,7 +56,7 @@ lint: venv
 	$(PY) -m ruff check .
 
 test: test-setup lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 clean:
 	rm -rf $(VENV) $(BULK_VENV) work_dirs data/digits

@@ -10,10 +10,7 @@ Thin wrapper around :func:`tsneviz.demo.write_digits`; prints the folder.
 import argparse
 import sys
 
-try:
-    import tsneviz  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    from tsneviz.demo import write_digits
+from tsneviz.demo import write_digits
 from tsneviz.errors import UserError
 
 

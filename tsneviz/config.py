@@ -27,6 +27,11 @@ class _DictCalls(ast.NodeTransformer):
             return ast.Dict(keys=[ast.Constant(kw.arg)
                                   for kw in node.keywords],
                             values=[kw.value for kw in node.keywords])
+        # mmengine dumps keys that are not names as dict({...})
+        if isinstance(node.func, ast.Name) and node.func.id == 'dict' and \
+                len(node.args) == 1 and not node.keywords and \
+                isinstance(node.args[0], ast.Dict):
+            return node.args[0]
         return node
 
 
